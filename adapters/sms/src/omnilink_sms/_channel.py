@@ -123,6 +123,14 @@ class SmsChannel(Channel):
 
     # ------------------------------------------------------------------ addresses
 
+    @property
+    def default_account(self) -> str | None:
+        if self.config.default_sender is not None:
+            return self.sender_for(self.config.default_sender).account
+        if len(self._senders) == 1:
+            return next(iter(self._senders))
+        return None
+
     def normalize_address(self, address: str) -> str:
         return to_e164(address, self.config.default_region, channel=self.name)
 

@@ -75,6 +75,9 @@ class SmsConfig(_Settings):
 
     senders: tuple[SmsSender, ...] = Field(min_length=1)
     """Business numbers and messaging services; each is one ``account``."""
+    default_sender: str | None = None
+    """The sender used when a conversation is started without naming one (needed when several
+    senders are configured)."""
     twilio: TwilioSettings | None = None
     vonage: VonageSettings | None = None
     default_region: str | None = None
