@@ -90,7 +90,7 @@ TOKENS = st.sampled_from(
         "«",
         "»",
         "\u00a0",  # look-alikes
-    ]  # fmt: skip
+    ]
 )
 TEXTS = st.one_of(
     st.lists(TOKENS, max_size=260).map("".join),
