@@ -10,12 +10,14 @@ from ._fake import (
     rate_limit_fault,
     server_error_fault,
 )
+from ._kit import MessengerKit
 
 __all__ = [
     "GRAPH_HOST",
     "FakeEvent",
     "FakeGraphAPI",
     "FakePage",
+    "MessengerKit",
     "SentMessage",
     "graph_error",
     "rate_limit_fault",

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from omnilink import WebhookRequest
-from omnilink.testing._fake import FakeProvider, Fault
+from omnilink.testing import FakeProvider, Fault
 
 from .._signature import SIGNATURE_HEADER, sign
 
