@@ -354,6 +354,19 @@ class Channel(abc.ABC):
         """Verify and parse a provider request into items. Raise WebhookError to refuse it."""
         raise WebhookError(f"channel {self.name!r} has no webhooks", channel=self.name, status=404)
 
+    @property
+    def default_account(self) -> str | None:
+        """The business account used when a caller names none (the only one, if just one)."""
+        return None
+
+    def thread_key_for(self, account: str, address: str) -> str:
+        """The thread key of a new thread with the customer at ``address`` (default: the address)."""
+        return address
+
+    def capabilities_for(self, thread: ThreadRef) -> Capabilities:
+        """Capabilities for one thread; channels with several surfaces (posts vs DMs) override."""
+        return self.capabilities
+
     def normalize_address(self, address: str) -> str:
         """The canonical form of a customer address on this channel; AddressError if invalid."""
         return address

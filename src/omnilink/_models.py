@@ -268,6 +268,16 @@ class ThreadRef(Model):
     key: str
 
 
+class ThreadLink(Model):
+    """Why a thread belongs to a conversation: the rule that added it, and when."""
+
+    ref: ThreadRef
+    rule: str
+    """``new_conversation``, ``continuity_window``, ``continue_on``, ``start_conversation`` …"""
+    detail: str = ""
+    linked_at: datetime = Field(default_factory=utcnow)
+
+
 class ThreadDecision(Model):
     """Why a message was put into its conversation."""
 
@@ -289,6 +299,9 @@ class Conversation(Model):
     subject_key: str | None = None
     """The subject reduced for comparison (prefixes stripped, case folded)."""
     threads: tuple[ThreadRef, ...] = ()
+    """Every channel thread of the conversation, in the order they joined it."""
+    thread_links: tuple[ThreadLink, ...] = ()
+    """For each thread, the rule that linked it (same order as ``threads``)."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     first_inbound_at: datetime | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from importlib.metadata import EntryPoint, entry_points
 
 import pluggy
@@ -17,6 +18,9 @@ import pluggy
 from . import hookspecs
 from ._channel import ChannelSpec, SendContext
 from ._errors import PluginError, PolicyRefusal
+
+if TYPE_CHECKING:
+    from .testing._kit import AdapterKit
 
 log = logging.getLogger("omnilink.plugins")
 
@@ -113,6 +117,20 @@ class PluginHost:
         for result in self.pm.hook.omnilink_event_handlers():
             handlers.extend(result or ())
         return handlers
+
+    def adapter_kits(self) -> dict[str, AdapterKit]:
+        """Every registered adapter kit by channel name (first registration wins)."""
+        kits: dict[str, AdapterKit] = {}
+        for impl in self.pm.hook.omnilink_adapter_kits.get_hookimpls():
+            try:
+                result = impl.function()
+            except Exception as exc:
+                self._fail(impl.plugin_name, self._distribution.get(id(impl.plugin)),
+                           f"omnilink_adapter_kits failed: {type(exc).__name__}: {exc}")
+                continue
+            for kit in result or ():
+                kits.setdefault(kit.channel, kit)
+        return kits
 
     def send_policy(self, context: SendContext) -> PolicyRefusal | None:
         refusals: Sequence[PolicyRefusal | None] = self.pm.hook.omnilink_send_policy(context=context)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._channel import ChannelSpec, SendContext
     from ._errors import PolicyRefusal
     from ._models import Event
+    from .testing._kit import AdapterKit
 
 PROJECT_NAME = "omnilink"
 """The pluggy project name, which is also the entry-point group plugins are published under."""
@@ -69,5 +70,16 @@ def omnilink_send_policy(context: SendContext) -> PolicyRefusal | None:
     time. Return a ``PolicyRefusal`` (not raise it) to refuse the send with remedies, or
     ``None`` to allow it. Every implementation is asked; the first refusal wins. Must be pure
     and fast: no I/O.
+    """
+    raise NotImplementedError  # pragma: no cover
+
+
+@hookspec
+def omnilink_adapter_kits() -> Sequence[AdapterKit]:
+    """Register test kits: how to drive a channel against its bundled fakes.
+
+    Return ``omnilink.testing.AdapterKit`` instances (one per channel), or ``None``. The demo
+    (``omnilink demo``) runs every installed channel that has a kit against its fakes served
+    on 127.0.0.1; the kit's methods are also what the conformance suite asks of an adapter.
     """
     raise NotImplementedError  # pragma: no cover

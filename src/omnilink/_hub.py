@@ -1,0 +1,1055 @@
+"""The Hub: one object through which a helpdesk receives, sends and threads conversations.
+
+It is an async context manager that owns every lifetime: the store (when it opened it), the
+HTTP client, the channels and one task group for background work (the outbox dispatcher,
+channel pollers and servers, event handlers).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic import BaseModel, ValidationError
+
+from . import _http
+from ._capabilities import Capabilities, plan
+from ._channel import (
+    ASGIApp,
+    Channel,
+    ChannelContext,
+    ChannelSpec,
+    Inbound,
+    OutboundMessage,
+    SendContext,
+    SendResult,
+    WebhookRequest,
+    WebhookResponse,
+)
+from ._errors import (
+    ConfigurationError,
+    CredentialsError,
+    InvalidInputError,
+    LifecycleError,
+    NotFoundError,
+    OmnilinkError,
+    OptedOutError,
+    OutcomeUnknownError,
+    PolicyRefusal,
+    Remedy,
+    RetryableSendError,
+    SendError,
+    WebhookError,
+)
+from ._models import (
+    AdapterHealth,
+    Author,
+    AuthorKind,
+    Contact,
+    ContactLink,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Event,
+    Handle,
+    HealthState,
+    LinkStrength,
+    Message,
+    MessageQueued,
+    Part,
+    TextPart,
+    ThreadDecision,
+    ThreadRef,
+    new_id,
+    utcnow,
+)
+from ._pipeline import (
+    IngestReport,
+    ThreadingSettings,
+    add_thread,
+    apply_status,
+    ingest,
+    link_contacts,
+    linked_contact_ids,
+    resolve_contact,
+    take_pending_status,
+)
+from ._plugins import BrokenPlugin, PluginHost
+from ._store._base import OutboxRow, OutboxState, Store, Transaction
+
+log = logging.getLogger("omnilink.hub")
+
+Content = str | Part | Sequence[Part]
+"""What ``reply`` accepts: a string (one text part), one part, or parts in order."""
+
+__all__ = ["Content", "Hub", "HubSettings", "IngestReport", "ResponseStats"]
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Tunables of a Hub. The defaults suit one helpdesk process."""
+
+    threading: ThreadingSettings = field(default_factory=ThreadingSettings)
+    max_attempts: int = 8
+    """Sends retried this many times before they fail."""
+    backoff_base: float = 0.5
+    """First retry delay in seconds; doubles each attempt (capped by ``backoff_max``)."""
+    backoff_max: float = 300.0
+    lease: timedelta = timedelta(minutes=5)
+    """How long a dispatcher owns a claimed send; past it, a crash is assumed."""
+    dispatch_batch: int = 32
+    dispatch_concurrency: int = 16
+    poll_interval: float = 1.0
+    """How often the dispatcher looks for work queued by other processes."""
+    credentials_pause: timedelta = timedelta(minutes=5)
+    """How long dispatch on a channel pauses after its credentials were refused."""
+    subscriber_buffer: int = 10_000
+    http_timeout: float | None = None
+    close_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ResponseStats:
+    """Response-time figures of one channel, in seconds."""
+
+    channel: str
+    conversations: int
+    first_response_median: float | None
+    first_response_p90: float | None
+    response_median: float | None
+
+
+def _as_parts(content: Content) -> tuple[Part, ...]:
+    if isinstance(content, str):
+        return (TextPart(text=content),)
+    if isinstance(content, BaseModel):
+        return (content,)
+    return tuple(content)
+
+
+class Hub:
+    """Receive, send and thread customer conversations on every installed channel.
+
+    ```python
+    async with Hub(store=SQLiteStore("helpdesk.sqlite3"), channels={"sms": {...}}) as hub:
+        response = await hub.handle_webhook("sms", request)
+        await hub.reply(conversation_id, "Thanks, we're on it.")
+    ```
+
+    Nothing is loaded or opened by the constructor; ``__aenter__`` loads plugins (entry
+    points of the group ``omnilink`` unless ``load_entry_points=False``), validates channel
+    configs, opens the store and the channels, and starts the dispatcher.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store | None = None,
+        channels: Mapping[str, BaseModel | Mapping[str, Any]] | None = None,
+        plugins: Sequence[object] = (),
+        load_entry_points: bool = True,
+        strict: bool = False,
+        transport: _http.AsyncTransport | None = None,
+        settings: HubSettings | None = None,
+        clock: Callable[[], datetime] | None = None,
+        public_url: str | None = None,
+        dispatch: bool = True,
+    ) -> None:
+        self._store_arg = store
+        self._channel_configs = dict(channels or {})
+        self._plugins = list(plugins)
+        self._load_entry_points = load_entry_points
+        self._strict = strict
+        self._transport = transport
+        self.settings = settings or HubSettings()
+        self.now: Callable[[], datetime] = clock or utcnow
+        self.public_url = public_url
+        self._dispatch_enabled = dispatch
+        self._state = "new"
+        self.plugins = PluginHost(strict=strict)
+        self.specs: dict[str, ChannelSpec] = {}
+        self._channels: dict[str, Channel] = {}
+        self._store: Store | None = None
+        self._owns_store = False
+        self._http: _http.AsyncClient | None = None
+        self._tg: TaskGroup | None = None
+        self._wake = anyio.Event()
+        self._paused: dict[str, datetime] = {}
+        self._subscribers: list[MemoryObjectSendStream[Event]] = []
+        self._idle = anyio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise LifecycleError("the Hub is not open")
+        return self._store
+
+    @property
+    def broken_plugins(self) -> list[BrokenPlugin]:
+        """Plugins that failed to load (only filled when not strict)."""
+        return list(self.plugins.broken)
+
+    def channel(self, name: str) -> Channel:
+        """The open channel called ``name``."""
+        try:
+            return self._channels[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"no channel {name!r} is configured (configured: {sorted(self._channels) or 'none'})"
+            ) from None
+
+    @property
+    def channels(self) -> Mapping[str, Channel]:
+        return dict(self._channels)
+
+    async def __aenter__(self) -> Hub:
+        if self._state != "new":
+            raise LifecycleError(f"a Hub cannot be opened twice (it is {self._state})")
+        self._state = "opening"
+        try:
+            await self._open()
+        except BaseException:
+            await self._teardown()
+            self._state = "closed"
+            raise
+        self._state = "open"
+        return self
+
+    async def _open(self) -> None:
+        from ._store._sqlite import SQLiteStore
+
+        for plugin in self._plugins:
+            self.plugins.register(plugin)
+        if self._load_entry_points:
+            self.plugins.load_entry_points()
+        self.specs = self.plugins.channel_specs()
+        store = self._store_arg if self._store_arg is not None else SQLiteStore("omnilink.sqlite3")
+        if not store.is_open:
+            await store.open()
+            self._owns_store = True
+        self._store = store
+        self._http = _http.create_client(self._transport, self.settings.http_timeout)
+        for name, raw in self._channel_configs.items():
+            spec = self.specs.get(name)
+            if spec is None:
+                raise ConfigurationError(
+                    f"channel {name!r} is configured but no installed plugin provides it "
+                    f"(installed: {sorted(self.specs) or 'none'})"
+                )
+            try:
+                config = spec.config_model.model_validate(
+                    raw.model_dump() if isinstance(raw, BaseModel) else raw
+                )
+            except ValidationError as exc:
+                raise ConfigurationError(f"invalid config for channel {name!r}:\n{exc}") from exc
+            self._channels[name] = spec.factory(config, self._context(name))
+        for channel in self._channels.values():
+            await channel.open()
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        for handler in self.plugins.event_handlers():
+            self.add_handler(handler)
+        for channel in self._channels.values():
+            if channel.has_background_work:
+                await self._tg.start(self._run_channel, channel)
+        if self._dispatch_enabled:
+            await self._tg.start(self._dispatcher)
+
+    async def _run_channel(self, channel: Channel, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        await channel.run(task_status=task_status)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop background work and release every resource; idempotent."""
+        if self._state in ("closed", "closing"):
+            return
+        self._state = "closing"
+        await self._teardown()
+        self._state = "closed"
+
+    async def _teardown(self) -> None:
+        if self._tg is not None:
+            # Exit the task group in the scope it was entered in (never inside another scope).
+            self._tg.cancel_scope.cancel()
+            try:
+                await self._tg.__aexit__(None, None, None)
+            except Exception:
+                log.exception("background task failed while closing")
+            self._tg = None
+        with anyio.move_on_after(self.settings.close_timeout, shield=True):
+            for stream in self._subscribers:
+                await stream.aclose()
+            self._subscribers.clear()
+            for name, channel in self._channels.items():
+                try:
+                    await channel.aclose()
+                except Exception:
+                    log.exception("channel %s failed to close", name)
+            if self._http is not None:
+                await self._http.aclose()
+            if self._store is not None and self._owns_store:
+                await self._store.aclose()
+
+    def _require_open(self) -> None:
+        if self._state != "open":
+            raise LifecycleError(f"the Hub is {self._state}; use it inside 'async with hub:'")
+
+    def _context(self, name: str) -> ChannelContext:
+        assert self._http is not None
+
+        async def submit(items: Sequence[Inbound]) -> IngestReport:
+            return await self.ingest(name, items)
+
+        async def get_state(key: str) -> str | None:
+            return await self.store.run(lambda tx: tx.get_state(f"channel:{name}:{key}"))
+
+        async def set_state(key: str, value: str) -> None:
+            await self.store.run(lambda tx: tx.set_state(f"channel:{name}:{key}", value))
+
+        async def thread_messages(account: str, thread_key: str, limit: int) -> list[Message]:
+            return await self.store.run(lambda tx: tx.thread_messages(name, account, thread_key, limit))
+
+        return ChannelContext(
+            name=name,
+            http=self._http,
+            submit=submit,
+            get_state=get_state,
+            set_state=set_state,
+            publish=self.publish,
+            thread_messages=thread_messages,
+            now=self.now,
+            public_url=self.public_url,
+        )
+
+    # ------------------------------------------------------------------ events
+
+    async def publish(self, event: Event) -> None:
+        """Give ``event`` to every subscriber and handler, in order."""
+        for stream in list(self._subscribers):
+            try:
+                stream.send_nowait(event)
+            except anyio.WouldBlock:
+                log.error("a subscriber fell %d events behind; it is disconnected", self.settings.subscriber_buffer)
+                self._subscribers.remove(stream)
+                await stream.aclose()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._subscribers.remove(stream)
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[Event]]:
+        """Receive every event published from now on: ``async with hub.subscribe() as events``."""
+        self._require_open()
+        send, receive = anyio.create_memory_object_stream[Event](self.settings.subscriber_buffer)
+        self._subscribers.append(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            if send in self._subscribers:
+                self._subscribers.remove(send)
+            await send.aclose()
+
+    def add_handler(self, handler: Any) -> None:
+        """Deliver every event to ``handler.handle(event)`` in the Hub's task group."""
+        if self._tg is None:
+            raise LifecycleError("handlers can be added only while the Hub is open")
+        send, receive = anyio.create_memory_object_stream[Event](self.settings.subscriber_buffer)
+        self._subscribers.append(send)
+
+        async def run() -> None:
+            async with receive:
+                async for event in receive:
+                    try:
+                        await handler.handle(event)
+                    except Exception:
+                        log.exception("event handler %r failed on %s", handler, event.kind)
+
+        self._tg.start_soon(run)
+
+    async def _publish_all(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self.publish(event)
+
+    # ------------------------------------------------------------------ receive
+
+    async def handle_webhook(self, channel: str, request: WebhookRequest) -> WebhookResponse:
+        """Verify, parse and store one provider request; return the answer to give it.
+
+        The answer is a 2xx only after every item of the request is committed, so a crash
+        makes the provider retry instead of losing a message. Refused requests get the
+        status their error names (403 for a bad signature) and store nothing.
+        """
+        self._require_open()
+        target = self._channels.get(channel)
+        if target is None:
+            return WebhookResponse.text(f"unknown channel {channel!r}", 404)
+        try:
+            result = await target.handle_webhook(request)
+        except WebhookError as exc:
+            log.warning("%s webhook refused (%s): %s", channel, exc.status, exc)
+            return WebhookResponse.text(str(exc), exc.status)
+        except InvalidInputError as exc:
+            log.warning("%s webhook refused: %s", channel, exc)
+            return WebhookResponse.text(str(exc), 400)
+        if result.items:
+            try:
+                await self.ingest(channel, result.items)
+            except OmnilinkError as exc:
+                log.error("%s webhook not stored, the provider will retry: %s", channel, exc)
+                return WebhookResponse.text("temporarily unavailable", 503)
+        return result.response
+
+    async def ingest(self, channel: str, items: Sequence[Inbound]) -> IngestReport:
+        """Run items through dedupe, contact, threading and storage in one transaction."""
+        self._require_open()
+        target = self.channel(channel)
+        caps = target.capabilities
+        now = self.now()
+        report = await self.store.run(
+            lambda tx: ingest(tx, channel, caps, items, self.settings.threading, now)
+        )
+        await self._publish_all(report.events)
+        return report
+
+    # ------------------------------------------------------------------ queries
+
+    async def conversation(self, conversation_id: str) -> Conversation:
+        found = await self.store.run(lambda tx: tx.get_conversation(conversation_id))
+        if found is None:
+            raise NotFoundError(f"no conversation {conversation_id!r}")
+        return found
+
+    async def conversations(self, *, status: ConversationStatus | None = None, limit: int = 100) -> list[Conversation]:
+        return await self.store.run(lambda tx: tx.list_conversations(status=status, limit=limit))
+
+    async def messages(self, conversation_id: str) -> list[Message]:
+        """Every message of a conversation, oldest first."""
+        return await self.store.run(lambda tx: tx.conversation_messages(conversation_id))
+
+    async def message(self, message_id: str) -> Message:
+        found = await self.store.run(lambda tx: tx.get_message(message_id))
+        if found is None:
+            raise NotFoundError(f"no message {message_id!r}")
+        return found
+
+    async def contact(self, contact_id: str) -> Contact:
+        found = await self.store.run(lambda tx: tx.get_contact(contact_id))
+        if found is None:
+            raise NotFoundError(f"no contact {contact_id!r}")
+        return found
+
+    async def contact_links(self, contact_id: str) -> list[ContactLink]:
+        return await self.store.run(lambda tx: tx.links_of(contact_id))
+
+    async def set_status(self, conversation_id: str, status: ConversationStatus) -> Conversation:
+        def change(tx: Transaction) -> Conversation:
+            conv = tx.get_conversation(conversation_id)
+            if conv is None:
+                raise NotFoundError(f"no conversation {conversation_id!r}")
+            conv = conv.model_copy(update={"status": status, "updated_at": self.now()})
+            tx.save_conversation(conv)
+            return conv
+
+        return await self.store.run(change)
+
+    # ------------------------------------------------------------------ contacts
+
+    async def link_contacts(
+        self,
+        contact_id: str,
+        other_contact_id: str,
+        *,
+        reason: str,
+        evidence: Mapping[str, str] | None = None,
+        strength: LinkStrength = LinkStrength.STRONG,
+    ) -> ContactLink | None:
+        """Record that two contacts are one person. Weak links are suggestions, never applied."""
+        now = self.now()
+        return await self.store.run(
+            lambda tx: link_contacts(
+                tx, contact_id, other_contact_id, reason=reason, evidence=dict(evidence or {}),
+                strength=strength, now=now,
+            )
+        )
+
+    async def undo_link(self, link_id: str) -> ContactLink:
+        """Undo a link: the contacts are separate again; the record stays for audit."""
+
+        def undo(tx: Transaction) -> ContactLink:
+            link = tx.get_link(link_id)
+            if link is None:
+                raise NotFoundError(f"no contact link {link_id!r}")
+            if link.undone_at is None:
+                link = link.model_copy(update={"undone_at": self.now()})
+                tx.update_link(link)
+            return link
+
+        return await self.store.run(undo)
+
+    async def confirm_link(self, link_id: str) -> ContactLink:
+        """Apply a weak (suggested) link after a person confirmed it."""
+
+        def confirm(tx: Transaction) -> ContactLink:
+            link = tx.get_link(link_id)
+            if link is None:
+                raise NotFoundError(f"no contact link {link_id!r}")
+            link = link.model_copy(update={"applied": True})
+            tx.update_link(link)
+            return link
+
+        return await self.store.run(confirm)
+
+    # ------------------------------------------------------------------ send
+
+    def _account(self, channel: Channel, account: str | None) -> str:
+        chosen = account or channel.default_account
+        if not chosen:
+            raise ConfigurationError(f"channel {channel.name!r} has several accounts: name one with account=")
+        return chosen
+
+    async def start_conversation(
+        self,
+        channel: str,
+        address: str,
+        content: Content,
+        *,
+        account: str | None = None,
+        subject: str | None = None,
+        author: Author | None = None,
+        idempotency_key: str | None = None,
+    ) -> Message:
+        """Write first to a customer at ``address`` on ``channel`` in a new conversation."""
+        self._require_open()
+        target = self.channel(channel)
+        caps = target.capabilities
+        if not caps.can_start_conversation:
+            raise PolicyRefusal(
+                f"{channel} does not let a business write first; wait for the customer to write",
+                channel=channel,
+                rule="cannot_start",
+            )
+        normalized = target.normalize_address(address)
+        acct = self._account(target, account)
+        ref = ThreadRef(channel=channel, account=acct, key=target.thread_key_for(acct, normalized))
+        now = self.now()
+
+        def create(tx: Transaction) -> str:
+            contact = resolve_contact(tx, Handle(channel=channel, address=normalized), None)
+            conv = Conversation(contact_id=contact.id, subject=subject, created_at=now, updated_at=now)
+            conv = add_thread(conv, ref, "start_conversation", f"started by the business on {channel}", now)
+            tx.save_conversation(conv)
+            return conv.id
+
+        if idempotency_key:
+            existing = await self.store.run(lambda tx: tx.message_for_idempotency_key(idempotency_key))
+            if existing:
+                return await self.message(existing)
+        conversation_id = await self.store.run(create)
+        return await self.reply(
+            conversation_id, content, channel=channel, author=author, idempotency_key=idempotency_key,
+            subject=subject,
+        )
+
+    async def continue_on(
+        self, conversation_id: str, channel: str, address: str, *, account: str | None = None, reason: str = ""
+    ) -> Conversation:
+        """Hand a conversation over to another channel: replies go there from now on.
+
+        The contact gets the handle (or is linked to the contact owning it, recorded with the
+        reason ``continue_on``), and the thread is added to the conversation with its rule.
+        """
+        self._require_open()
+        target = self.channel(channel)
+        normalized = target.normalize_address(address)
+        acct = self._account(target, account)
+        ref = ThreadRef(channel=channel, account=acct, key=target.thread_key_for(acct, normalized))
+        now = self.now()
+
+        def hand_over(tx: Transaction) -> Conversation:
+            conv = tx.get_conversation(conversation_id)
+            if conv is None:
+                raise NotFoundError(f"no conversation {conversation_id!r}")
+            handle = Handle(channel=channel, address=normalized)
+            owner = tx.contact_by_handle(handle)
+            if owner is None:
+                tx.claim_handle(handle, conv.contact_id)
+            elif owner.id != conv.contact_id:
+                link_contacts(
+                    tx, conv.contact_id, owner.id, reason="continue_on",
+                    evidence={"channel": channel, "address": normalized, "conversation": conv.id},
+                    strength=LinkStrength.STRONG, now=now,
+                )
+            detail = reason or f"handed over to {channel} {normalized}"
+            conv = add_thread(conv, ref, "continue_on", detail, now)
+            conv = conv.model_copy(update={"last_channel": channel, "updated_at": now})
+            tx.save_conversation(conv)
+            return conv
+
+        return await self.store.run(hand_over)
+
+    async def reply(
+        self,
+        conversation_id: str,
+        content: Content,
+        *,
+        channel: str | None = None,
+        author: Author | None = None,
+        idempotency_key: str | None = None,
+        automatic: bool = False,
+        subject: str | None = None,
+    ) -> Message:
+        """Queue a reply in a conversation; it is dispatched in the background.
+
+        The channel defaults to the one the customer last wrote on. Policy checks (opt-outs,
+        messaging windows, plugin policies) run before anything is stored: a refusal raises a
+        PolicyRefusal naming remedies. The content is planned for the channel (its
+        degradations recorded on the message). With ``idempotency_key``, a repeated call
+        returns the first call's message instead of sending twice.
+        """
+        self._require_open()
+        if idempotency_key:
+            existing = await self.store.run(lambda tx: tx.message_for_idempotency_key(idempotency_key))
+            if existing:
+                return await self.message(existing)
+        parts = _as_parts(content)
+        author = author or Author(kind=AuthorKind.AUTOMATION if automatic else AuthorKind.AGENT)
+        conv = await self.conversation(conversation_id)
+        name = channel or conv.last_channel or (conv.threads[-1].channel if conv.threads else None)
+        if name is None:
+            raise ConfigurationError(f"conversation {conversation_id!r} has no channel; pass channel=")
+        target = self.channel(name)
+        thread = conv.thread_for(name)
+        if thread is None:
+            raise PolicyRefusal(
+                f"conversation {conversation_id} has no {name} thread",
+                channel=name,
+                rule="no_thread",
+                remedies=[Remedy("continue_on", f"call continue_on(conversation, {name!r}, address) first", name)],
+            )
+        now = self.now()
+
+        def context(tx: Transaction) -> tuple[Contact, datetime | None, bool, tuple[str, ...]]:
+            contact = tx.get_contact(conv.contact_id)
+            assert contact is not None
+            last_in = None
+            for m in reversed(tx.thread_messages(name, thread.account, thread.key, 200)):
+                if m.direction is Direction.INBOUND and not m.automatic:
+                    last_in = m.sent_at
+                    break
+            recipient = self._recipient(contact, name, thread)
+            opted_out = tx.is_opted_out(name, thread.account, recipient)
+            others: list[str] = []
+            for cid in linked_contact_ids(tx, contact.id):
+                c = tx.get_contact(cid)
+                for h in c.handles if c else ():
+                    if h.channel != name and h.channel in self._channels and h.channel not in others:
+                        others.append(h.channel)
+            return contact, last_in, opted_out, tuple(others)
+
+        contact, last_in, opted_out, others = await self.store.run(context)
+        recipient = self._recipient(contact, name, thread)
+        remedies = [Remedy("use_channel", f"continue on {o}", o) for o in others]
+        if opted_out:
+            raise OptedOutError(
+                f"{recipient} opted out of {name} messages from {thread.account}",
+                channel=name,
+                rule="opt_out",
+                remedies=[*remedies, Remedy("ask_opt_in", "the customer can opt back in (e.g. reply START)", name)],
+            )
+        ctx = SendContext(
+            conversation=conv, contact=contact, thread=thread, author=author, last_inbound_at=last_in,
+            now=now, other_channels=others, automatic=automatic,
+        )
+        options = await target.check_send(ctx)
+        refusal = self.plugins.send_policy(ctx)
+        if refusal is not None:
+            raise refusal
+        caps = target.capabilities_for(thread)
+        planned = plan(parts, caps)
+        message = Message(
+            conversation_id=conv.id,
+            contact_id=contact.id,
+            direction=Direction.OUTBOUND,
+            channel=name,
+            account=thread.account,
+            thread_key=thread.key,
+            author=author,
+            parts=parts,
+            subject=subject or conv.subject,
+            status=DeliveryStatus.QUEUED,
+            status_updated_at=now,
+            automatic=automatic,
+            send_options=dict(options),
+            degradations=tuple(f"{d.kind}: {d.detail}" for d in planned.degradations),
+            sent_at=now,
+            threading=ThreadDecision(rule="reply", detail=f"reply on {name} thread {thread.key}"),
+        )
+
+        def enqueue(tx: Transaction) -> Message:
+            if idempotency_key and not tx.put_idempotency_key(idempotency_key, message.id):
+                existing = tx.message_for_idempotency_key(idempotency_key)
+                found = tx.get_message(existing) if existing else None
+                assert found is not None
+                return found
+            tx.insert_message(message)
+            for index in range(len(planned.messages)):
+                tx.insert_outbox(
+                    OutboxRow(id=new_id("obx"), message_id=message.id, part_index=index, channel=name,
+                              due_at=now, created_at=now)
+                )
+            current = tx.get_conversation(conv.id) or conv
+            update: dict[str, object] = {"updated_at": now, "last_outbound_at": now}
+            if (
+                author.kind is AuthorKind.AGENT
+                and current.first_response_at is None
+                and current.first_inbound_at is not None
+            ):
+                update["first_response_at"] = now
+            if current.status is ConversationStatus.OPEN and author.kind is AuthorKind.AGENT:
+                update["status"] = ConversationStatus.PENDING
+            tx.save_conversation(current.model_copy(update=update))
+            return message
+
+        stored = await self.store.run(enqueue)
+        if stored.id == message.id:
+            await self.publish(MessageQueued(message=stored))
+            self._wake.set()
+        return stored
+
+    def _recipient(self, contact: Contact, channel: str, thread: ThreadRef) -> str:
+        for handle in contact.handles:
+            if handle.channel == channel and handle.address == thread.key:
+                return handle.address
+        for handle in contact.handles:
+            if handle.channel == channel:
+                return handle.address
+        return thread.key
+
+    async def send_typing(self, conversation_id: str, on: bool = True) -> None:
+        """Show (or hide) the agent typing to the customer on the conversation's channel."""
+        conv = await self.conversation(conversation_id)
+        name = conv.last_channel
+        thread = conv.thread_for(name) if name else None
+        if name is None or thread is None:
+            return
+        await self.channel(name).send_typing(thread.account, thread.key, on)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def resume(self, channel: str) -> None:
+        """Resume dispatch on a channel paused after a credentials error (new credentials set)."""
+        self._paused.pop(channel, None)
+        self._wake.set()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until no queued send is left (all sent, failed or unknown). For tests and demos."""
+        self._require_open()
+        with anyio.fail_after(timeout):
+            while True:
+                due = await self.store.run(lambda tx: tx.next_outbox_due())
+                if due is None:
+                    return
+                self._wake.set()
+                await anyio.sleep(0.01)
+
+    async def _dispatcher(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        limiter = anyio.CapacityLimiter(self.settings.dispatch_concurrency)
+        task_status.started()
+        while True:
+            self._wake = anyio.Event()
+            try:
+                claimed = await self._claim()
+            except OmnilinkError:
+                log.exception("could not claim outbox rows; retrying")
+                claimed = []
+            if claimed:
+                # Pieces of one message go out in order; different messages in parallel.
+                by_message: dict[str, list[OutboxRow]] = {}
+                for row in sorted(claimed, key=lambda r: (r.created_at, r.part_index)):
+                    by_message.setdefault(row.message_id, []).append(row)
+                async with anyio.create_task_group() as tg:
+                    for rows in by_message.values():
+                        tg.start_soon(self._dispatch_rows, rows, limiter)
+                continue
+            due = await self.store.run(lambda tx: tx.next_outbox_due())
+            delay = self.settings.poll_interval
+            if due is not None:
+                delay = min(delay, max((due - self.now()).total_seconds(), 0.0))
+            with anyio.move_on_after(max(delay, 0.001)):
+                await self._wake.wait()
+
+    async def _claim(self) -> list[OutboxRow]:
+        now = self.now()
+        paused = [name for name, until in self._paused.items() if until > now]
+        lease_until = now + self.settings.lease
+        return await self.store.run(
+            lambda tx: tx.claim_outbox(
+                now=now, lease_until=lease_until, limit=self.settings.dispatch_batch, exclude_channels=paused
+            )
+        )
+
+    def _outbound(self, row: OutboxRow, message: Message, caps: Capabilities, history: list[Message]) -> OutboundMessage:
+        planned = plan(message.parts, caps)
+        piece = planned.messages[min(row.part_index, len(planned.messages) - 1)]
+        last_inbound = next(
+            (m.provider_message_id for m in reversed(history) if m.direction is Direction.INBOUND), None
+        )
+        references = tuple(pid for m in history if m.id != message.id for pid in m.provider_ids)
+        return OutboundMessage(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            part_index=row.part_index,
+            account=message.account,
+            thread_key=message.thread_key,
+            recipient=self._recipient_for(message),
+            parts=piece.parts,
+            subject=message.subject,
+            reply_to_provider_id=last_inbound,
+            references=references,
+            send_options=message.send_options,
+            automatic=message.automatic,
+            attempt=row.attempts + 1,
+        )
+
+    def _recipient_for(self, message: Message) -> str:
+        return message.send_options.get("recipient", message.thread_key)
+
+    async def _dispatch_rows(self, rows: list[OutboxRow], limiter: anyio.CapacityLimiter) -> None:
+        async with limiter:
+            for row in rows:
+                try:
+                    await self._dispatch_one(row)
+                except Exception:
+                    log.exception("dispatch of %s failed unexpectedly; it will be retried", row.id)
+                    await self._reschedule(row, "internal error", None)
+
+    async def _dispatch_one(self, row: OutboxRow) -> None:
+        channel = self._channels.get(row.channel)
+        if channel is None:
+            await self._reschedule(row, f"channel {row.channel!r} is not configured in this process", 60.0)
+            return
+
+        def load(tx: Transaction) -> tuple[Message | None, list[Message], Contact | None]:
+            msg = tx.get_message(row.message_id)
+            if msg is None:
+                return None, [], None
+            hist = tx.thread_messages(msg.channel, msg.account, msg.thread_key, 100)
+            return msg, hist, tx.get_contact(msg.contact_id)
+
+        message, history, contact = await self.store.run(load)
+        if message is None:
+            await self._finish(row, OutboxState.FAILED, None, "message missing")
+            return
+        if row.part_index > 0:
+            earlier = await self.store.run(lambda tx: tx.outbox_for_message(row.message_id))
+            blocking = [r for r in earlier if r.part_index < row.part_index and r.state is not OutboxState.DONE]
+            if any(r.state in (OutboxState.FAILED, OutboxState.UNKNOWN) for r in blocking):
+                await self._fail(row, message, "an earlier piece of this message was not sent")
+                return
+            if blocking:
+                # Wait for the earlier piece: pieces of one message never overtake each other.
+                wait = max(((r.due_at - self.now()).total_seconds() for r in blocking), default=0.0)
+                await self._reschedule(row, "waiting for an earlier piece", max(wait, 0.05), count=False)
+                return
+        thread = ThreadRef(channel=message.channel, account=message.account, key=message.thread_key)
+        if contact is not None and "recipient" not in message.send_options:
+            message = message.model_copy(
+                update={"send_options": {**message.send_options, "recipient": self._recipient(contact, message.channel, thread)}}
+            )
+        outbound = self._outbound(row, message, channel.capabilities_for(thread), history)
+        if row.state is OutboxState.IN_FLIGHT:
+            # A dispatcher died mid-send: never resend blindly.
+            try:
+                found = await channel.reconcile(outbound)
+            except OutcomeUnknownError as exc:
+                await self._unknown(row, message, str(exc))
+                return
+            if found is not None:
+                await self._succeed(row, message, found)
+                return
+        try:
+            result = await channel.send(outbound)
+        except CredentialsError as exc:
+            self._paused[row.channel] = self.now() + self.settings.credentials_pause
+            await self.publish(
+                AdapterHealth(channel=row.channel, account=message.account, state=HealthState.CREDENTIALS_INVALID,
+                              detail=str(exc), at=self.now())
+            )
+            await self._reschedule(row, str(exc), self.settings.credentials_pause.total_seconds(), count=False)
+        except RetryableSendError as exc:
+            if row.attempts + 1 >= self.settings.max_attempts:
+                await self._fail(row, message, f"gave up after {row.attempts + 1} attempts: {exc}")
+            else:
+                await self._reschedule(row, str(exc), exc.retry_after)
+        except OutcomeUnknownError as exc:
+            try:
+                found = await channel.reconcile(outbound)
+            except OutcomeUnknownError:
+                await self._unknown(row, message, str(exc))
+                return
+            if found is not None:
+                await self._succeed(row, message, found)
+            else:
+                await self._reschedule(row, str(exc), None)
+        except SendError as exc:
+            await self._fail(row, message, str(exc))
+        else:
+            await self._succeed(row, message, result)
+
+    def _backoff(self, attempts: int) -> float:
+        return min(self.settings.backoff_base * (2 ** max(attempts - 1, 0)), self.settings.backoff_max)
+
+    async def _reschedule(self, row: OutboxRow, error: str, retry_after: float | None, *, count: bool = True) -> None:
+        attempts = row.attempts + (1 if count else 0)
+        delay = max(retry_after or 0.0, self._backoff(attempts))
+        updated = row.model_copy(
+            update={"state": OutboxState.PENDING, "attempts": attempts, "last_error": error,
+                    "due_at": self.now() + timedelta(seconds=delay), "lease_until": None}
+        )
+        await self.store.run(lambda tx: tx.update_outbox(updated))
+
+    async def _finish(self, row: OutboxRow, state: OutboxState, provider_id: str | None, error: str | None) -> None:
+        updated = row.model_copy(
+            update={"state": state, "provider_message_id": provider_id, "last_error": error,
+                    "lease_until": None, "attempts": row.attempts + 1}
+        )
+        await self.store.run(lambda tx: tx.update_outbox(updated))
+
+    async def _succeed(self, row: OutboxRow, message: Message, result: SendResult) -> None:
+        now = self.now()
+        done = row.model_copy(
+            update={"state": OutboxState.DONE, "provider_message_id": result.provider_message_id,
+                    "lease_until": None, "attempts": row.attempts + 1}
+        )
+
+        def record(tx: Transaction) -> list[Event]:
+            tx.update_outbox(done)
+            current = tx.get_message(message.id)
+            assert current is not None
+            pid = result.provider_message_id
+            if pid not in current.provider_ids:
+                tx.add_provider_id(current.id, current.channel, current.account, pid)
+            details = {f"{k}" if row.part_index == 0 else f"{k}.{row.part_index}": v for k, v in result.details.items()}
+            current = current.model_copy(
+                update={
+                    "provider_ids": current.provider_ids + ((pid,) if pid not in current.provider_ids else ()),
+                    "provider_message_id": current.provider_message_id or pid,
+                    "send_options": {**current.send_options, **details},
+                }
+            )
+            tx.update_message(current)
+            events: list[Event] = []
+            rows = tx.outbox_for_message(message.id)
+            if all(r.state is OutboxState.DONE for r in rows):
+                current, events = apply_status(tx, current, result.status, now)
+            pending = take_pending_status(tx, current.channel, current.account, pid)
+            if pending is not None:
+                current, more = apply_status(tx, current, pending[0], pending[1], pending[2])
+                events.extend(more)
+            return events
+
+        await self._publish_all(await self.store.run(record))
+
+    async def _fail(self, row: OutboxRow, message: Message, error: str) -> None:
+        now = self.now()
+        failed = row.model_copy(update={"state": OutboxState.FAILED, "last_error": error, "lease_until": None,
+                                        "attempts": row.attempts + 1})
+
+        def record(tx: Transaction) -> list[Event]:
+            tx.update_outbox(failed)
+            current = tx.get_message(message.id)
+            assert current is not None
+            _, events = apply_status(tx, current, DeliveryStatus.FAILED, now, error)
+            return events
+
+        await self._publish_all(await self.store.run(record))
+
+    async def _unknown(self, row: OutboxRow, message: Message, error: str) -> None:
+        now = self.now()
+        unknown = row.model_copy(update={"state": OutboxState.UNKNOWN, "last_error": error, "lease_until": None})
+
+        def record(tx: Transaction) -> list[Event]:
+            tx.update_outbox(unknown)
+            current = tx.get_message(message.id)
+            assert current is not None
+            _, events = apply_status(tx, current, DeliveryStatus.UNKNOWN, now, error)
+            return events
+
+        await self._publish_all(await self.store.run(record))
+
+    # ------------------------------------------------------------------ metrics
+
+    async def awaiting_reply(self, older_than: timedelta = timedelta(0)) -> dict[str, list[Conversation]]:
+        """Conversations whose customer has waited longer than ``older_than``, by channel."""
+        cutoff = self.now() - older_than
+        found = await self.store.run(lambda tx: tx.awaiting_reply(cutoff))
+        by_channel: dict[str, list[Conversation]] = {}
+        for conv in found:
+            by_channel.setdefault(conv.last_channel or "unknown", []).append(conv)
+        return by_channel
+
+    async def response_stats(self, limit: int = 1000) -> dict[str, ResponseStats]:
+        """First-response and response times per channel over the latest conversations."""
+
+        def collect(tx: Transaction) -> list[list[Message]]:
+            return [tx.conversation_messages(c.id) for c in tx.list_conversations(limit=limit)]
+
+        firsts: dict[str, list[float]] = {}
+        responses: dict[str, list[float]] = {}
+        counts: dict[str, int] = {}
+        for messages in await self.store.run(collect):
+            waiting_since: datetime | None = None
+            waiting_channel = ""
+            first_done = False
+            for m in messages:
+                if m.direction is Direction.INBOUND and not m.automatic:
+                    if waiting_since is None:
+                        waiting_since, waiting_channel = m.sent_at, m.channel
+                        if not first_done:
+                            counts[m.channel] = counts.get(m.channel, 0) + 1
+                elif m.direction is Direction.OUTBOUND and m.author.kind is AuthorKind.AGENT and waiting_since:
+                    delta = (m.sent_at - waiting_since).total_seconds()
+                    responses.setdefault(waiting_channel, []).append(delta)
+                    if not first_done:
+                        firsts.setdefault(waiting_channel, []).append(delta)
+                        first_done = True
+                    waiting_since = None
+        out: dict[str, ResponseStats] = {}
+        for name in sorted(set(counts) | set(responses)):
+            f = sorted(firsts.get(name, []))
+            r = responses.get(name, [])
+            out[name] = ResponseStats(
+                channel=name,
+                conversations=counts.get(name, 0),
+                first_response_median=statistics.median(f) if f else None,
+                first_response_p90=f[min(len(f) - 1, math.ceil(0.9 * len(f)) - 1)] if f else None,
+                response_median=statistics.median(r) if r else None,
+            )
+        return out
+
+    # ------------------------------------------------------------------ ASGI
+
+    def asgi_app(self) -> ASGIApp:
+        """An ASGI app serving every channel's webhooks and extra routes.
+
+        ``/webhooks/<channel>[/<path>]`` (any method) goes through ``handle_webhook``;
+        ``/channels/<channel>/...`` goes to the channel's own app (sockets, widgets);
+        ``/healthz`` answers 200 while the Hub is open.
+        """
+        from ._asgi import build_app
+
+        return build_app(self)

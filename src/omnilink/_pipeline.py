@@ -1,0 +1,520 @@
+"""The receive pipeline's transactional core: dedupe, contact, thread, persist.
+
+Everything here is a synchronous function of a ``Transaction``: the Hub runs one call of
+``ingest`` per webhook (every item of a batch) inside one store transaction, and publishes
+the returned events only after the store committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ._capabilities import Capabilities
+from ._channel import (
+    Inbound,
+    InboundDelivery,
+    InboundHealth,
+    InboundMessage,
+    InboundOptChange,
+    InboundReaction,
+    InboundTyping,
+)
+from ._models import (
+    AdapterHealth,
+    Author,
+    AuthorKind,
+    Contact,
+    ContactLink,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    DeliveryUpdated,
+    Direction,
+    Event,
+    Handle,
+    LinkStrength,
+    Message,
+    MessageReceived,
+    OptChanged,
+    ReactionReceived,
+    StaleDeliveryUpdate,
+    ThreadDecision,
+    ThreadLink,
+    ThreadRef,
+    Typing,
+    can_advance,
+    new_id,
+)
+from ._store._base import StatusRecord, Transaction
+
+
+@dataclass(frozen=True)
+class ThreadingSettings:
+    """How inbound messages find their conversation when no thread or reference decides."""
+
+    continuity_window: timedelta = timedelta(hours=24)
+    """A contact's message on a new thread joins their open conversation active this recently."""
+    subject_window: timedelta = timedelta(days=14)
+    """Same-subject messages from the same contact join within this window (a weak link)."""
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did: messages stored, duplicates skipped, events to publish."""
+
+    stored: list[Message] = field(default_factory=list)
+    duplicates: int = 0
+    events: list[Event] = field(default_factory=list)
+    conversation_ids: list[str] = field(default_factory=list)
+    """For every InboundMessage item, in order: the conversation it is (or was already) in."""
+
+
+def _pending_status_key(channel: str, account: str, provider_id: str) -> str:
+    return f"omnilink.pending_status:{channel}:{account}:{provider_id}"
+
+
+def ingest(
+    tx: Transaction,
+    channel: str,
+    capabilities: Capabilities,
+    items: Sequence[Inbound],
+    settings: ThreadingSettings,
+    now: datetime,
+) -> IngestReport:
+    """Dedupe, resolve contacts, thread and store every item; return what to publish."""
+    report = IngestReport()
+    for item in items:
+        if isinstance(item, InboundMessage):
+            _ingest_message(tx, channel, capabilities, item, settings, now, report)
+        elif isinstance(item, InboundDelivery):
+            _ingest_delivery(tx, channel, item, report)
+        elif isinstance(item, InboundOptChange):
+            tx.set_opt_out(channel, item.account, item.address, item.opted_out, now, item.keyword)
+            owner = tx.contact_by_handle(Handle(channel=channel, address=item.address))
+            report.events.append(
+                OptChanged(
+                    channel=channel,
+                    account=item.account,
+                    address=item.address,
+                    opted_out=item.opted_out,
+                    keyword=item.keyword,
+                    contact_id=owner.id if owner else None,
+                )
+            )
+        elif isinstance(item, InboundTyping):
+            report.events.append(
+                Typing(channel=channel, account=item.account, thread_key=item.thread_key, on=item.on)
+            )
+        elif isinstance(item, InboundReaction):
+            target = tx.message_by_provider_id(channel, item.account, item.provider_message_id)
+            owner = tx.contact_by_handle(Handle(channel=channel, address=item.sender))
+            report.events.append(
+                ReactionReceived(
+                    channel=channel,
+                    message_id=target.id if target else None,
+                    provider_message_id=item.provider_message_id,
+                    reaction=item.reaction,
+                    contact_id=owner.id if owner else None,
+                )
+            )
+        elif isinstance(item, InboundHealth):
+            report.events.append(
+                AdapterHealth(channel=channel, account=item.account, state=item.state, detail=item.detail, at=now)
+            )
+    return report
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+def resolve_contact(tx: Transaction, handle: Handle, display_name: str | None) -> Contact:
+    """The contact owning ``handle``, created when new; unique by the store's handle key."""
+    tx.lock_key(f"handle:{handle.channel}:{handle.address}")
+    contact = tx.contact_by_handle(handle)
+    if contact is None:
+        fresh = Contact(display_name=display_name)
+        tx.insert_contact(fresh)
+        owner = tx.claim_handle(handle, fresh.id)
+        contact = tx.get_contact(owner)
+        assert contact is not None
+    elif display_name and not contact.display_name:
+        contact = contact.model_copy(update={"display_name": display_name})
+        tx.update_contact(contact)
+    return contact
+
+
+def linked_contact_ids(tx: Transaction, contact_id: str) -> list[str]:
+    """The contact and every contact joined to it by applied, not undone links (transitively)."""
+    seen = [contact_id]
+    frontier = [contact_id]
+    while frontier:
+        current = frontier.pop()
+        for link in tx.links_of(current):
+            if not link.applied or link.undone_at is not None:
+                continue
+            other = link.other_contact_id if link.contact_id == current else link.contact_id
+            if other not in seen:
+                seen.append(other)
+                frontier.append(other)
+    return seen
+
+
+def link_contacts(
+    tx: Transaction,
+    contact_id: str,
+    other_id: str,
+    *,
+    reason: str,
+    evidence: dict[str, str],
+    strength: LinkStrength,
+    now: datetime,
+) -> ContactLink | None:
+    """Record that two contacts are one person; applied only on strong evidence.
+
+    Returns None when they are already joined by an applied link.
+    """
+    if contact_id == other_id or other_id in linked_contact_ids(tx, contact_id):
+        return None
+    link = ContactLink(
+        contact_id=contact_id,
+        other_contact_id=other_id,
+        reason=reason,
+        evidence=evidence,
+        strength=strength,
+        applied=strength is LinkStrength.STRONG,
+        created_at=now,
+    )
+    tx.insert_link(link)
+    return link
+
+
+def _apply_verified_handles(tx: Transaction, channel: str, contact: Contact, item: InboundMessage, now: datetime) -> None:
+    for handle in item.verified_handles:
+        owner = tx.contact_by_handle(handle)
+        if owner is None:
+            tx.claim_handle(handle, contact.id)
+        elif owner.id != contact.id:
+            link_contacts(
+                tx,
+                contact.id,
+                owner.id,
+                reason=f"{channel}.verified_identity",
+                evidence={"channel": handle.channel, "address": handle.address},
+                strength=LinkStrength.STRONG,
+                now=now,
+            )
+
+
+# --------------------------------------------------------------------------- threading
+
+
+def choose_conversation(
+    tx: Transaction,
+    channel: str,
+    capabilities: Capabilities,
+    item: InboundMessage,
+    contact_ids: list[str],
+    settings: ThreadingSettings,
+    now: datetime,
+) -> tuple[Conversation | None, ThreadDecision]:
+    """Find the conversation an inbound message belongs to, and the rule that decided.
+
+    Rules, first match wins: a conversation token only we issue; a reference to a stored
+    message; the thread key (channels that thread by key); the same base subject from the
+    same contact within the subject window (weak); the contact's open conversation on another
+    thread within the continuity window; otherwise a new conversation.
+    """
+    ref = ThreadRef(channel=channel, account=item.account, key=item.thread_key)
+    if item.conversation_hint:
+        hinted = tx.get_conversation(item.conversation_hint)
+        if hinted is not None:
+            return hinted, ThreadDecision(rule="token", detail=f"reply token for {hinted.id}")
+    for provider_id in (*reversed(item.references), item.reply_to_provider_id):
+        if not provider_id:
+            continue
+        earlier = tx.message_by_provider_id(channel, item.account, provider_id)
+        if earlier is not None:
+            found = tx.get_conversation(earlier.conversation_id)
+            if found is not None:
+                return found, ThreadDecision(rule="reference", detail=f"refers to {provider_id}")
+    if capabilities.thread_by_key:
+        by_thread = tx.conversation_for_thread(ref)
+        if by_thread is not None:
+            return by_thread, ThreadDecision(rule="thread_ref", detail=f"{channel} thread {item.thread_key}")
+    if item.subject_key:
+        for candidate in tx.recent_conversations(contact_ids, now - settings.subject_window):
+            if candidate.subject_key == item.subject_key and candidate.thread_for(channel) is not None:
+                return candidate, ThreadDecision(
+                    rule="subject",
+                    detail=f"same subject {item.subject_key!r} from the same contact",
+                    strength=LinkStrength.WEAK,
+                )
+    for candidate in tx.recent_conversations(contact_ids, now - settings.continuity_window):
+        if candidate.status not in (ConversationStatus.OPEN, ConversationStatus.PENDING):
+            continue
+        if ref not in candidate.threads:
+            via = candidate.last_channel or "another thread"
+            return candidate, ThreadDecision(
+                rule="continuity_window",
+                detail=f"contact's open conversation on {via} within {settings.continuity_window}",
+            )
+        if not _has_inbound(tx, candidate.id, ref):
+            # The business opened this thread (continue_on, start_conversation): the customer's
+            # first message on it answers that conversation.
+            return candidate, ThreadDecision(rule="continue_on", detail=f"first customer message on {channel}")
+    return None, ThreadDecision(rule="new_conversation", detail="no earlier conversation matched")
+
+
+def _has_inbound(tx: Transaction, conversation_id: str, ref: ThreadRef) -> bool:
+    return any(
+        m.direction is Direction.INBOUND and m.conversation_id == conversation_id
+        for m in tx.thread_messages(ref.channel, ref.account, ref.key, 100)
+    )
+
+
+def add_thread(conversation: Conversation, ref: ThreadRef, rule: str, detail: str, now: datetime) -> Conversation:
+    """The conversation with ``ref`` among its threads (recording why), unchanged if present."""
+    if ref in conversation.threads:
+        return conversation
+    return conversation.model_copy(
+        update={
+            "threads": (*conversation.threads, ref),
+            "thread_links": (*conversation.thread_links, ThreadLink(ref=ref, rule=rule, detail=detail, linked_at=now)),
+        }
+    )
+
+
+def _ingest_message(
+    tx: Transaction,
+    channel: str,
+    capabilities: Capabilities,
+    item: InboundMessage,
+    settings: ThreadingSettings,
+    now: datetime,
+    report: IngestReport,
+) -> None:
+    message_id = new_id("msg")
+    if not tx.claim_inbound(channel, item.account, item.provider_message_id, message_id):
+        report.duplicates += 1
+        existing = tx.message_by_provider_id(channel, item.account, item.provider_message_id)
+        report.conversation_ids.append(existing.conversation_id if existing else "")
+        return
+    if item.echo:
+        _ingest_echo(tx, channel, capabilities, item, settings, now, report, message_id)
+        return
+    contact = resolve_contact(tx, Handle(channel=channel, address=item.sender), item.sender_name)
+    _apply_verified_handles(tx, channel, contact, item, now)
+    tx.lock_key(f"contact:{contact.id}")
+    contact_ids = linked_contact_ids(tx, contact.id)
+    conversation, decision = choose_conversation(tx, channel, capabilities, item, contact_ids, settings, now)
+    new_conversation = conversation is None
+    ref = ThreadRef(channel=channel, account=item.account, key=item.thread_key)
+    if conversation is None:
+        conversation = Conversation(
+            contact_id=contact.id,
+            subject=item.subject,
+            subject_key=item.subject_key,
+            created_at=now,
+            updated_at=now,
+        )
+    conversation = add_thread(conversation, ref, decision.rule, decision.detail, now)
+    message = Message(
+        id=message_id,
+        conversation_id=conversation.id,
+        contact_id=contact.id,
+        direction=Direction.INBOUND,
+        channel=channel,
+        account=item.account,
+        thread_key=item.thread_key,
+        author=Author(kind=AuthorKind.CONTACT, id=contact.id, name=item.sender_name),
+        parts=item.parts,
+        subject=item.subject,
+        provider_message_id=item.provider_message_id,
+        provider_ids=(item.provider_message_id,),
+        reply_to_id=_local_id(tx, channel, item.account, item.reply_to_provider_id),
+        status=DeliveryStatus.RECEIVED,
+        status_updated_at=now,
+        threading=decision,
+        automatic=item.automatic,
+        sent_at=item.sent_at,
+        raw=item.raw,
+    )
+    tx.insert_message(message)
+    tx.add_provider_id(message.id, channel, item.account, item.provider_message_id)
+    update: dict[str, object] = {"updated_at": now, "last_channel": channel}
+    if not item.automatic:
+        update["first_inbound_at"] = conversation.first_inbound_at or item.sent_at
+        update["last_inbound_at"] = max(conversation.last_inbound_at or item.sent_at, item.sent_at)
+        if conversation.status is not ConversationStatus.OPEN:
+            update["status"] = ConversationStatus.OPEN
+    if conversation.subject is None and item.subject:
+        update["subject"] = item.subject
+        update["subject_key"] = item.subject_key
+    conversation = conversation.model_copy(update=update)
+    tx.save_conversation(conversation)
+    report.stored.append(message)
+    report.conversation_ids.append(conversation.id)
+    report.events.append(
+        MessageReceived(message=message, conversation=conversation, new_conversation=new_conversation)
+    )
+
+
+def _local_id(tx: Transaction, channel: str, account: str, provider_id: str | None) -> str | None:
+    if not provider_id:
+        return None
+    found = tx.message_by_provider_id(channel, account, provider_id)
+    return found.id if found else None
+
+
+def _ingest_echo(
+    tx: Transaction,
+    channel: str,
+    capabilities: Capabilities,
+    item: InboundMessage,
+    settings: ThreadingSettings,
+    now: datetime,
+    report: IngestReport,
+    message_id: str,
+) -> None:
+    """A message the business account sent: ours (match it) or another tool's (store it)."""
+    ours = tx.get_message(item.echo_of) if item.echo_of else None
+    if ours is None:
+        ours = tx.message_by_provider_id(channel, item.account, item.provider_message_id)
+    if ours is not None and ours.direction is Direction.OUTBOUND:
+        if item.provider_message_id not in ours.provider_ids:
+            tx.add_provider_id(ours.id, channel, item.account, item.provider_message_id)
+            ours = ours.model_copy(
+                update={
+                    "provider_ids": (*ours.provider_ids, item.provider_message_id),
+                    "provider_message_id": ours.provider_message_id or item.provider_message_id,
+                }
+            )
+            tx.update_message(ours)
+        _apply_status(tx, ours, DeliveryStatus.SENT, now, None, report, quiet=True)
+        report.conversation_ids.append(ours.conversation_id)
+        return
+    ref = ThreadRef(channel=channel, account=item.account, key=item.thread_key)
+    conversation = tx.conversation_for_thread(ref)
+    customer = item.sender if item.sender != item.account else item.thread_key
+    contact = (
+        tx.get_contact(conversation.contact_id)
+        if conversation is not None
+        else resolve_contact(tx, Handle(channel=channel, address=customer), None)
+    )
+    assert contact is not None
+    decision = ThreadDecision(rule="thread_ref", detail=f"sent from the {channel} account by another tool")
+    if conversation is None:
+        conversation = Conversation(contact_id=contact.id, created_at=now, updated_at=now)
+        decision = ThreadDecision(rule="new_conversation", detail="business-initiated, from another tool")
+    conversation = add_thread(conversation, ref, decision.rule, decision.detail, now)
+    message = Message(
+        id=message_id,
+        conversation_id=conversation.id,
+        contact_id=contact.id,
+        direction=Direction.OUTBOUND,
+        channel=channel,
+        account=item.account,
+        thread_key=item.thread_key,
+        author=Author(kind=AuthorKind.BUSINESS, name=item.sender_name),
+        parts=item.parts,
+        subject=item.subject,
+        provider_message_id=item.provider_message_id,
+        provider_ids=(item.provider_message_id,),
+        status=DeliveryStatus.SENT,
+        status_updated_at=now,
+        threading=decision,
+        automatic=item.automatic,
+        sent_at=item.sent_at,
+        raw=item.raw,
+    )
+    tx.insert_message(message)
+    tx.add_provider_id(message.id, channel, item.account, item.provider_message_id)
+    conversation = conversation.model_copy(
+        update={
+            "updated_at": now,
+            "last_outbound_at": max(conversation.last_outbound_at or item.sent_at, item.sent_at),
+        }
+    )
+    tx.save_conversation(conversation)
+    report.stored.append(message)
+    report.conversation_ids.append(conversation.id)
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def _apply_status(
+    tx: Transaction,
+    message: Message,
+    status: DeliveryStatus,
+    at: datetime,
+    error: str | None,
+    report: IngestReport,
+    *,
+    quiet: bool = False,
+) -> Message:
+    """Move ``message`` to ``status`` if that is forward; record the update either way."""
+    if message.direction is not Direction.OUTBOUND or message.status == status:
+        return message
+    applied = can_advance(message.status, status)
+    tx.record_status(StatusRecord(message_id=message.id, status=status, at=at, applied=applied, error=error))
+    if not applied:
+        if not quiet:
+            report.events.append(
+                StaleDeliveryUpdate(
+                    message_id=message.id, channel=message.channel, current=message.status, ignored=status, at=at
+                )
+            )
+        return message
+    updated = message.model_copy(update={"status": status, "status_updated_at": at, "error": error or message.error})
+    tx.update_message(updated)
+    report.events.append(
+        DeliveryUpdated(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            channel=message.channel,
+            status=status,
+            previous=message.status,
+            error=error,
+            at=at,
+        )
+    )
+    return updated
+
+
+def apply_status(
+    tx: Transaction, message: Message, status: DeliveryStatus, at: datetime, error: str | None = None
+) -> tuple[Message, list[Event]]:
+    """Public form of the forward-only transition, for the dispatcher and tools."""
+    report = IngestReport()
+    updated = _apply_status(tx, message, status, at, error, report)
+    return updated, report.events
+
+
+def _ingest_delivery(tx: Transaction, channel: str, item: InboundDelivery, report: IngestReport) -> None:
+    if item.provider_message_id:
+        message = tx.message_by_provider_id(channel, item.account, item.provider_message_id)
+        if message is None:
+            # The receipt outran the dispatcher's commit of the send result: keep it for later.
+            key = _pending_status_key(channel, item.account, item.provider_message_id)
+            tx.set_state(key, f"{item.status.value}|{item.at.isoformat()}|{item.error or ''}")
+            return
+        _apply_status(tx, message, item.status, item.at, item.error, report)
+    if item.thread_key and item.watermark:
+        for message in tx.outbound_up_to(channel, item.account, item.thread_key, item.watermark):
+            _apply_status(tx, message, item.status, item.at, item.error, report, quiet=True)
+
+
+def take_pending_status(
+    tx: Transaction, channel: str, account: str, provider_id: str
+) -> tuple[DeliveryStatus, datetime, str | None] | None:
+    """A receipt that arrived before its send was recorded, if any (consumed)."""
+    key = _pending_status_key(channel, account, provider_id)
+    value = tx.get_state(key)
+    if not value:
+        return None
+    tx.set_state(key, "")
+    status, at, error = value.split("|", 2)
+    return DeliveryStatus(status), datetime.fromisoformat(at), error or None
