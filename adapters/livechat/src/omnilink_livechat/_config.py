@@ -33,7 +33,7 @@ class LivechatConfig(BaseModel):
     max_frame_bytes: int = Field(default=16_384, ge=512)
     """Largest WebSocket frame a visitor may send; larger frames close the socket (1009)."""
     messages_per_minute: int = Field(default=30, ge=1)
-    """Visitor messages one connection may send per minute (burst: a fifth of it, at least 5)."""
+    """Visitor messages one connection may send per minute (burst: a third of it, at least 5)."""
     frames_per_second: float = Field(default=10.0, gt=0)
     """Any frames (typing, pings, reads) one connection may send per second on average."""
     typing_interval_seconds: float = Field(default=1.0, ge=0)

@@ -1,0 +1,16 @@
+"""Live chat for omnilink: the widget, its ASGI server, visitor tokens and identities."""
+
+from ._channel import CAPABILITIES, LivechatChannel
+from ._config import LivechatConfig
+from ._tokens import TokenError, VisitorClaims, identity_hash, issue_visitor_token, verify_visitor_token
+
+__all__ = [
+    "CAPABILITIES",
+    "LivechatChannel",
+    "LivechatConfig",
+    "TokenError",
+    "VisitorClaims",
+    "identity_hash",
+    "issue_visitor_token",
+    "verify_visitor_token",
+]

@@ -1,0 +1,21 @@
+"""Registers the ``livechat`` channel with omnilink."""
+
+from __future__ import annotations
+
+from omnilink import ChannelSpec, hookimpl
+
+from ._channel import CAPABILITIES, LivechatChannel
+from ._config import LivechatConfig
+
+
+@hookimpl
+def omnilink_channels() -> list[ChannelSpec]:
+    return [
+        ChannelSpec(
+            name="livechat",
+            config_model=LivechatConfig,
+            factory=LivechatChannel,
+            capabilities=CAPABILITIES,
+            summary="Live chat: an embeddable widget talking to the helpdesk over WebSocket.",
+        )
+    ]
