@@ -1,5 +1,17 @@
 """Stores: the storage contract and its in-memory, SQLite and PostgreSQL implementations."""
 
 from ._base import OutboxRow, OutboxState, StatusRecord, Store, Transaction
+from ._memory import MemoryStore
+from ._postgres import PostgresStore
+from ._sqlite import SQLiteStore
 
-__all__ = ["OutboxRow", "OutboxState", "StatusRecord", "Store", "Transaction"]
+__all__ = [
+    "MemoryStore",
+    "OutboxRow",
+    "OutboxState",
+    "PostgresStore",
+    "SQLiteStore",
+    "StatusRecord",
+    "Store",
+    "Transaction",
+]

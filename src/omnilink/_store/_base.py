@@ -143,7 +143,9 @@ class Transaction(Protocol):
     def thread_messages(self, channel: str, account: str, thread_key: str, limit: int) -> list[Message]:
         """The latest ``limit`` messages of one thread, oldest first."""
 
-    def outbound_up_to(self, channel: str, account: str, thread_key: str, watermark: datetime) -> list[Message]:
+    def outbound_up_to(
+        self, channel: str, account: str, thread_key: str, watermark: datetime
+    ) -> list[Message]:
         """Outbound messages of a thread with ``sent_at`` at or before ``watermark``."""
 
     def message_for_idempotency_key(self, key: str) -> str | None: ...
