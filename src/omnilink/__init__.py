@@ -107,6 +107,7 @@ from ._store import MemoryStore, PostgresStore, SQLiteStore, Store, Transaction
 from .hookspecs import EventHandler, hookimpl
 
 __all__ = [
+    "SCHEMA_VERSION",
     "AdapterHealth",
     "AddressError",
     "Author",
@@ -183,7 +184,6 @@ __all__ = [
     "Remedy",
     "ResponseStats",
     "RetryableSendError",
-    "SCHEMA_VERSION",
     "SQLiteStore",
     "SendContext",
     "SendError",

@@ -29,7 +29,10 @@ def build_app(hub: Hub) -> ASGIApp:
             ),
         )
         return Response(
-            answer.body, status_code=answer.status, media_type=answer.content_type, headers=dict(answer.headers)
+            answer.body,
+            status_code=answer.status,
+            media_type=answer.content_type,
+            headers=dict(answer.headers),
         )
 
     async def healthz(request: Request) -> Response:

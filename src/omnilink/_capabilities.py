@@ -197,9 +197,7 @@ def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> li
                 hi = mid - 1
         end = lo
         if end == start:
-            raise ContentError(
-                f"a single character {clusters[start]!r} is longer than the limit of {limit}"
-            )
+            raise ContentError(f"a single character {clusters[start]!r} is longer than the limit of {limit}")
         if end < len(clusters):
             window = text[offsets[start] : offsets[end]]
             half = len(window) // 2
@@ -229,7 +227,7 @@ def _number_pieces(text: str, limit: int, measure: Callable[[str], int]) -> list
         if len(pieces) <= total_guess:
             n = len(pieces)
             return [f"{piece} ({i}/{n})" for i, piece in enumerate(pieces, 1)] if n > 1 else pieces
-        total_guess = len(pieces) if len(str(len(pieces))) > len(str(total_guess)) else len(pieces)
+        total_guess = len(pieces)
 
 
 def strip_numbering(piece: str) -> str:

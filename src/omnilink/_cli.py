@@ -15,20 +15,36 @@ def _adapters(args: argparse.Namespace) -> int:
     host.load_entry_points()
     specs = host.channel_specs()
     if args.json:
-        print(json.dumps({name: {"distribution": spec.distribution, "summary": spec.summary,
-                                 "capabilities": json.loads(spec.capabilities.model_dump_json())}
-                          for name, spec in sorted(specs.items())}, indent=2))
+        print(
+            json.dumps(
+                {
+                    name: {
+                        "distribution": spec.distribution,
+                        "summary": spec.summary,
+                        "capabilities": json.loads(spec.capabilities.model_dump_json()),
+                    }
+                    for name, spec in sorted(specs.items())
+                },
+                indent=2,
+            )
+        )
     else:
         if not specs:
             print("no adapters installed (pip install omnilink-sms, omnilink-email, …)")
         for name, spec in sorted(specs.items()):
             caps = spec.capabilities
             limit = f"{caps.text_max} {caps.length_unit}" if caps.text_max else "no limit"
-            media = f"{caps.media.max_count} × {'/'.join(sorted(caps.media.types))}" if caps.media.max_count else "none"
+            media = (
+                f"{caps.media.max_count} × {'/'.join(sorted(caps.media.types))}"
+                if caps.media.max_count
+                else "none"
+            )
             window = f"{caps.window.standard}" if caps.window else "none"
             print(f"{name:<10} {spec.distribution or '?':<20} {spec.summary}")
-            print(f"{'':<10} text: {limit}; media: {media}; quick replies: {caps.quick_replies.max_count}; "
-                  f"starts conversations: {'yes' if caps.can_start_conversation else 'no'}; window: {window}")
+            print(
+                f"{'':<10} text: {limit}; media: {media}; quick replies: {caps.quick_replies.max_count}; "
+                f"starts conversations: {'yes' if caps.can_start_conversation else 'no'}; window: {window}"
+            )
     for broken in host.broken:
         print(f"broken plugin {broken.name} ({broken.distribution}): {broken.error}", file=sys.stderr)
     return 1 if host.broken and args.strict else 0

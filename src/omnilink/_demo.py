@@ -75,7 +75,7 @@ async def run_demo(database: str = "omnilink-demo.sqlite3", keep: bool = False) 
         _say(f"! plugin {broken.name} ({broken.distribution}) is broken: {broken.error}")
     order = [c for c in PREFERRED if c in kits] + sorted(set(kits) - set(PREFERRED))
     adapters = [c for c in order if c != "loopback"]
-    chosen = adapters[:2] if len(adapters) >= 2 else (adapters + ["loopback"])[:2]
+    chosen = adapters[:2] if len(adapters) >= 2 else [*adapters, "loopback"][:2]
     _say(f"omnilink demo — channels with fakes: {', '.join(order)}; scenario uses {', '.join(chosen)}")
 
     async with contextlib.AsyncExitStack() as stack:
@@ -120,7 +120,9 @@ async def _scenario(
     ben = kits[second].customer_address(2)
 
     def inbound(channel: str, sender: str, text: str, pid: str) -> WebhookRequest:
-        return kits[channel].inbound_request(fakes[channel], sender=sender, text=text, provider_message_id=pid)
+        return kits[channel].inbound_request(
+            fakes[channel], sender=sender, text=text, provider_message_id=pid
+        )
 
     _say(f"1. Ana writes on {first}, Ben on {second}")
     await _deliver(inbound(first, ana_first, "Hi, my order #1234 has not arrived yet.", "demo-1"))
@@ -138,7 +140,9 @@ async def _scenario(
 
     _say(f"3. Ana has to leave; the agent continues on {second} ({ana_second})")
     await hub.continue_on(ana_conv.id, second, ana_second, reason=f"Ana asked to continue on {second}")
-    await hub.reply(ana_conv.id, "Your parcel left our warehouse today; tracking follows here.", channel=second)
+    await hub.reply(
+        ana_conv.id, "Your parcel left our warehouse today; tracking follows here.", channel=second
+    )
     await hub.drain()
 
     _say(f"4. Ana answers on {second}: the message joins her conversation")
@@ -149,9 +153,12 @@ async def _scenario(
         for message in await hub.messages(conv.id):
             if message.direction is Direction.OUTBOUND and message.provider_message_id:
                 kit = kits[message.channel]
-                receipt = kit.delivery_request(fakes[message.channel], message.provider_message_id,
-                                               DeliveryStatus.DELIVERED)
-                late = kit.delivery_request(fakes[message.channel], message.provider_message_id, DeliveryStatus.SENT)
+                receipt = kit.delivery_request(
+                    fakes[message.channel], message.provider_message_id, DeliveryStatus.DELIVERED
+                )
+                late = kit.delivery_request(
+                    fakes[message.channel], message.provider_message_id, DeliveryStatus.SENT
+                )
                 for request in (receipt, late):
                     if request is not None:
                         await _deliver(request)
@@ -161,7 +168,9 @@ async def _scenario(
     waiting = await hub.awaiting_reply()
     _say("Waiting on a reply: " + (", ".join(f"{ch}: {len(cs)}" for ch, cs in waiting.items()) or "none"))
     for name, stats in (await hub.response_stats()).items():
-        first_response = f"{stats.first_response_median:.2f}s" if stats.first_response_median is not None else "-"
+        first_response = (
+            f"{stats.first_response_median:.2f}s" if stats.first_response_median is not None else "-"
+        )
         _say(f"First response on {name}: median {first_response} over {stats.conversations} conversation(s)")
     sent = {name: len(kits[name].sent_texts(fakes[name])) for name in chosen}
     _say("Accepted by the fake providers: " + ", ".join(f"{n}: {k} message(s)" for n, k in sent.items()))

@@ -17,7 +17,9 @@ TimeoutException = httpx.TimeoutException
 TransportError = httpx.TransportError
 
 
-def create_client(transport: httpx.AsyncBaseTransport | None, timeout: float | None = None) -> httpx.AsyncClient:
+def create_client(
+    transport: httpx.AsyncBaseTransport | None, timeout: float | None = None
+) -> httpx.AsyncClient:
     """The Hub's HTTP client; ``transport`` plugs a fake provider in without monkeypatching."""
     return httpx.AsyncClient(
         transport=transport,
@@ -45,7 +47,8 @@ class RoutingTransport(httpx.AsyncBaseTransport):
         transport = self.routes.get(request.url.host)
         if transport is None:
             raise httpx.ConnectError(
-                f"no fake provider serves {request.url.host!r} (known: {sorted(self.routes)})", request=request
+                f"no fake provider serves {request.url.host!r} (known: {sorted(self.routes)})",
+                request=request,
             )
         return await transport.handle_async_request(request)
 

@@ -343,7 +343,9 @@ class Hub:
             try:
                 stream.send_nowait(event)
             except anyio.WouldBlock:
-                log.error("a subscriber fell %d events behind; it is disconnected", self.settings.subscriber_buffer)
+                log.error(
+                    "a subscriber fell %d events behind; it is disconnected", self.settings.subscriber_buffer
+                )
                 self._subscribers.remove(stream)
                 await stream.aclose()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -433,7 +435,9 @@ class Hub:
             raise NotFoundError(f"no conversation {conversation_id!r}")
         return found
 
-    async def conversations(self, *, status: ConversationStatus | None = None, limit: int = 100) -> list[Conversation]:
+    async def conversations(
+        self, *, status: ConversationStatus | None = None, limit: int = 100
+    ) -> list[Conversation]:
         return await self.store.run(lambda tx: tx.list_conversations(status=status, limit=limit))
 
     async def messages(self, conversation_id: str) -> list[Message]:
@@ -481,8 +485,13 @@ class Hub:
         now = self.now()
         return await self.store.run(
             lambda tx: link_contacts(
-                tx, contact_id, other_contact_id, reason=reason, evidence=dict(evidence or {}),
-                strength=strength, now=now,
+                tx,
+                contact_id,
+                other_contact_id,
+                reason=reason,
+                evidence=dict(evidence or {}),
+                strength=strength,
+                now=now,
             )
         )
 
@@ -560,12 +569,22 @@ class Hub:
                 return await self.message(existing)
         conversation_id = await self.store.run(create)
         return await self.reply(
-            conversation_id, content, channel=channel, author=author, idempotency_key=idempotency_key,
+            conversation_id,
+            content,
+            channel=channel,
+            author=author,
+            idempotency_key=idempotency_key,
             subject=subject,
         )
 
     async def continue_on(
-        self, conversation_id: str, channel: str, address: str, *, account: str | None = None, reason: str = ""
+        self,
+        conversation_id: str,
+        channel: str,
+        address: str,
+        *,
+        account: str | None = None,
+        reason: str = "",
     ) -> Conversation:
         """Hand a conversation over to another channel: replies go there from now on.
 
@@ -589,9 +608,13 @@ class Hub:
                 tx.claim_handle(handle, conv.contact_id)
             elif owner.id != conv.contact_id:
                 link_contacts(
-                    tx, conv.contact_id, owner.id, reason="continue_on",
+                    tx,
+                    conv.contact_id,
+                    owner.id,
+                    reason="continue_on",
                     evidence={"channel": channel, "address": normalized, "conversation": conv.id},
-                    strength=LinkStrength.STRONG, now=now,
+                    strength=LinkStrength.STRONG,
+                    now=now,
                 )
             detail = reason or f"handed over to {channel} {normalized}"
             conv = add_thread(conv, ref, "continue_on", detail, now)
@@ -638,7 +661,9 @@ class Hub:
                 f"conversation {conversation_id} has no {name} thread",
                 channel=name,
                 rule="no_thread",
-                remedies=[Remedy("continue_on", f"call continue_on(conversation, {name!r}, address) first", name)],
+                remedies=[
+                    Remedy("continue_on", f"call continue_on(conversation, {name!r}, address) first", name)
+                ],
             )
         now = self.now()
 
@@ -668,11 +693,20 @@ class Hub:
                 f"{recipient} opted out of {name} messages from {thread.account}",
                 channel=name,
                 rule="opt_out",
-                remedies=[*remedies, Remedy("ask_opt_in", "the customer can opt back in (e.g. reply START)", name)],
+                remedies=[
+                    *remedies,
+                    Remedy("ask_opt_in", "the customer can opt back in (e.g. reply START)", name),
+                ],
             )
         ctx = SendContext(
-            conversation=conv, contact=contact, thread=thread, author=author, last_inbound_at=last_in,
-            now=now, other_channels=others, automatic=automatic,
+            conversation=conv,
+            contact=contact,
+            thread=thread,
+            author=author,
+            last_inbound_at=last_in,
+            now=now,
+            other_channels=others,
+            automatic=automatic,
         )
         options = await target.check_send(ctx)
         refusal = self.plugins.send_policy(ctx)
@@ -708,8 +742,14 @@ class Hub:
             tx.insert_message(message)
             for index in range(len(planned.messages)):
                 tx.insert_outbox(
-                    OutboxRow(id=new_id("obx"), message_id=message.id, part_index=index, channel=name,
-                              due_at=now, created_at=now)
+                    OutboxRow(
+                        id=new_id("obx"),
+                        message_id=message.id,
+                        part_index=index,
+                        channel=name,
+                        due_at=now,
+                        created_at=now,
+                    )
                 )
             current = tx.get_conversation(conv.id) or conv
             update: dict[str, object] = {"updated_at": now, "last_outbound_at": now}
@@ -802,7 +842,9 @@ class Hub:
             )
         )
 
-    def _outbound(self, row: OutboxRow, message: Message, caps: Capabilities, history: list[Message]) -> OutboundMessage:
+    def _outbound(
+        self, row: OutboxRow, message: Message, caps: Capabilities, history: list[Message]
+    ) -> OutboundMessage:
         planned = plan(message.parts, caps)
         piece = planned.messages[min(row.part_index, len(planned.messages) - 1)]
         last_inbound = next(
@@ -856,7 +898,9 @@ class Hub:
             return
         if row.part_index > 0:
             earlier = await self.store.run(lambda tx: tx.outbox_for_message(row.message_id))
-            blocking = [r for r in earlier if r.part_index < row.part_index and r.state is not OutboxState.DONE]
+            blocking = [
+                r for r in earlier if r.part_index < row.part_index and r.state is not OutboxState.DONE
+            ]
             if any(r.state in (OutboxState.FAILED, OutboxState.UNKNOWN) for r in blocking):
                 await self._fail(row, message, "an earlier piece of this message was not sent")
                 return
@@ -868,7 +912,12 @@ class Hub:
         thread = ThreadRef(channel=message.channel, account=message.account, key=message.thread_key)
         if contact is not None and "recipient" not in message.send_options:
             message = message.model_copy(
-                update={"send_options": {**message.send_options, "recipient": self._recipient(contact, message.channel, thread)}}
+                update={
+                    "send_options": {
+                        **message.send_options,
+                        "recipient": self._recipient(contact, message.channel, thread),
+                    }
+                }
             )
         outbound = self._outbound(row, message, channel.capabilities_for(thread), history)
         if row.state is OutboxState.IN_FLIGHT:
@@ -886,10 +935,17 @@ class Hub:
         except CredentialsError as exc:
             self._paused[row.channel] = self.now() + self.settings.credentials_pause
             await self.publish(
-                AdapterHealth(channel=row.channel, account=message.account, state=HealthState.CREDENTIALS_INVALID,
-                              detail=str(exc), at=self.now())
+                AdapterHealth(
+                    channel=row.channel,
+                    account=message.account,
+                    state=HealthState.CREDENTIALS_INVALID,
+                    detail=str(exc),
+                    at=self.now(),
+                )
             )
-            await self._reschedule(row, str(exc), self.settings.credentials_pause.total_seconds(), count=False)
+            await self._reschedule(
+                row, str(exc), self.settings.credentials_pause.total_seconds(), count=False
+            )
         except RetryableSendError as exc:
             if row.attempts + 1 >= self.settings.max_attempts:
                 await self._fail(row, message, f"gave up after {row.attempts + 1} attempts: {exc}")
@@ -911,29 +967,48 @@ class Hub:
             await self._succeed(row, message, result)
 
     def _backoff(self, attempts: int) -> float:
-        return min(self.settings.backoff_base * (2 ** max(attempts - 1, 0)), self.settings.backoff_max)
+        delay: float = self.settings.backoff_base * 2.0 ** max(attempts - 1, 0)
+        return min(delay, self.settings.backoff_max)
 
-    async def _reschedule(self, row: OutboxRow, error: str, retry_after: float | None, *, count: bool = True) -> None:
+    async def _reschedule(
+        self, row: OutboxRow, error: str, retry_after: float | None, *, count: bool = True
+    ) -> None:
         attempts = row.attempts + (1 if count else 0)
         delay = max(retry_after or 0.0, self._backoff(attempts))
         updated = row.model_copy(
-            update={"state": OutboxState.PENDING, "attempts": attempts, "last_error": error,
-                    "due_at": self.now() + timedelta(seconds=delay), "lease_until": None}
+            update={
+                "state": OutboxState.PENDING,
+                "attempts": attempts,
+                "last_error": error,
+                "due_at": self.now() + timedelta(seconds=delay),
+                "lease_until": None,
+            }
         )
         await self.store.run(lambda tx: tx.update_outbox(updated))
 
-    async def _finish(self, row: OutboxRow, state: OutboxState, provider_id: str | None, error: str | None) -> None:
+    async def _finish(
+        self, row: OutboxRow, state: OutboxState, provider_id: str | None, error: str | None
+    ) -> None:
         updated = row.model_copy(
-            update={"state": state, "provider_message_id": provider_id, "last_error": error,
-                    "lease_until": None, "attempts": row.attempts + 1}
+            update={
+                "state": state,
+                "provider_message_id": provider_id,
+                "last_error": error,
+                "lease_until": None,
+                "attempts": row.attempts + 1,
+            }
         )
         await self.store.run(lambda tx: tx.update_outbox(updated))
 
     async def _succeed(self, row: OutboxRow, message: Message, result: SendResult) -> None:
         now = self.now()
         done = row.model_copy(
-            update={"state": OutboxState.DONE, "provider_message_id": result.provider_message_id,
-                    "lease_until": None, "attempts": row.attempts + 1}
+            update={
+                "state": OutboxState.DONE,
+                "provider_message_id": result.provider_message_id,
+                "lease_until": None,
+                "attempts": row.attempts + 1,
+            }
         )
 
         def record(tx: Transaction) -> list[Event]:
@@ -943,10 +1018,14 @@ class Hub:
             pid = result.provider_message_id
             if pid not in current.provider_ids:
                 tx.add_provider_id(current.id, current.channel, current.account, pid)
-            details = {f"{k}" if row.part_index == 0 else f"{k}.{row.part_index}": v for k, v in result.details.items()}
+            details = {
+                f"{k}" if row.part_index == 0 else f"{k}.{row.part_index}": v
+                for k, v in result.details.items()
+            }
             current = current.model_copy(
                 update={
-                    "provider_ids": current.provider_ids + ((pid,) if pid not in current.provider_ids else ()),
+                    "provider_ids": current.provider_ids
+                    + ((pid,) if pid not in current.provider_ids else ()),
                     "provider_message_id": current.provider_message_id or pid,
                     "send_options": {**current.send_options, **details},
                 }
@@ -966,8 +1045,14 @@ class Hub:
 
     async def _fail(self, row: OutboxRow, message: Message, error: str) -> None:
         now = self.now()
-        failed = row.model_copy(update={"state": OutboxState.FAILED, "last_error": error, "lease_until": None,
-                                        "attempts": row.attempts + 1})
+        failed = row.model_copy(
+            update={
+                "state": OutboxState.FAILED,
+                "last_error": error,
+                "lease_until": None,
+                "attempts": row.attempts + 1,
+            }
+        )
 
         def record(tx: Transaction) -> list[Event]:
             tx.update_outbox(failed)
@@ -980,7 +1065,9 @@ class Hub:
 
     async def _unknown(self, row: OutboxRow, message: Message, error: str) -> None:
         now = self.now()
-        unknown = row.model_copy(update={"state": OutboxState.UNKNOWN, "last_error": error, "lease_until": None})
+        unknown = row.model_copy(
+            update={"state": OutboxState.UNKNOWN, "last_error": error, "lease_until": None}
+        )
 
         def record(tx: Transaction) -> list[Event]:
             tx.update_outbox(unknown)
@@ -1021,7 +1108,9 @@ class Hub:
                         waiting_since, waiting_channel = m.sent_at, m.channel
                         if not first_done:
                             counts[m.channel] = counts.get(m.channel, 0) + 1
-                elif m.direction is Direction.OUTBOUND and m.author.kind is AuthorKind.AGENT and waiting_since:
+                elif (
+                    m.direction is Direction.OUTBOUND and m.author.kind is AuthorKind.AGENT and waiting_since
+                ):
                     delta = (m.sent_at - waiting_since).total_seconds()
                     responses.setdefault(waiting_channel, []).append(delta)
                     if not first_done:

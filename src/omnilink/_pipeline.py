@@ -121,7 +121,9 @@ def ingest(
             )
         elif isinstance(item, InboundHealth):
             report.events.append(
-                AdapterHealth(channel=channel, account=item.account, state=item.state, detail=item.detail, at=now)
+                AdapterHealth(
+                    channel=channel, account=item.account, state=item.state, detail=item.detail, at=now
+                )
             )
     return report
 
@@ -190,7 +192,9 @@ def link_contacts(
     return link
 
 
-def _apply_verified_handles(tx: Transaction, channel: str, contact: Contact, item: InboundMessage, now: datetime) -> None:
+def _apply_verified_handles(
+    tx: Transaction, channel: str, contact: Contact, item: InboundMessage, now: datetime
+) -> None:
     for handle in item.verified_handles:
         owner = tx.contact_by_handle(handle)
         if owner is None:
@@ -263,7 +267,9 @@ def choose_conversation(
         if not _has_inbound(tx, candidate.id, ref):
             # The business opened this thread (continue_on, start_conversation): the customer's
             # first message on it answers that conversation.
-            return candidate, ThreadDecision(rule="continue_on", detail=f"first customer message on {channel}")
+            return candidate, ThreadDecision(
+                rule="continue_on", detail=f"first customer message on {channel}"
+            )
     return None, ThreadDecision(rule="new_conversation", detail="no earlier conversation matched")
 
 
@@ -274,14 +280,19 @@ def _has_inbound(tx: Transaction, conversation_id: str, ref: ThreadRef) -> bool:
     )
 
 
-def add_thread(conversation: Conversation, ref: ThreadRef, rule: str, detail: str, now: datetime) -> Conversation:
+def add_thread(
+    conversation: Conversation, ref: ThreadRef, rule: str, detail: str, now: datetime
+) -> Conversation:
     """The conversation with ``ref`` among its threads (recording why), unchanged if present."""
     if ref in conversation.threads:
         return conversation
     return conversation.model_copy(
         update={
             "threads": (*conversation.threads, ref),
-            "thread_links": (*conversation.thread_links, ThreadLink(ref=ref, rule=rule, detail=detail, linked_at=now)),
+            "thread_links": (
+                *conversation.thread_links,
+                ThreadLink(ref=ref, rule=rule, detail=detail, linked_at=now),
+            ),
         }
     )
 
@@ -464,11 +475,17 @@ def _apply_status(
         if not quiet:
             report.events.append(
                 StaleDeliveryUpdate(
-                    message_id=message.id, channel=message.channel, current=message.status, ignored=status, at=at
+                    message_id=message.id,
+                    channel=message.channel,
+                    current=message.status,
+                    ignored=status,
+                    at=at,
                 )
             )
         return message
-    updated = message.model_copy(update={"status": status, "status_updated_at": at, "error": error or message.error})
+    updated = message.model_copy(
+        update={"status": status, "status_updated_at": at, "error": error or message.error}
+    )
     tx.update_message(updated)
     report.events.append(
         DeliveryUpdated(

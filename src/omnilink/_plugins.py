@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -62,8 +62,9 @@ class PluginHost:
 
     def _fail(self, name: str, distribution: str | None, error: str) -> None:
         if self.strict:
-            raise PluginError(f"plugin {name!r} ({distribution or 'no distribution'}): {error}",
-                              distribution=distribution)
+            raise PluginError(
+                f"plugin {name!r} ({distribution or 'no distribution'}): {error}", distribution=distribution
+            )
         log.warning("plugin %s (%s) is broken: %s", name, distribution, error)
         self.broken.append(BrokenPlugin(name, distribution, error))
 
@@ -96,18 +97,23 @@ class PluginHost:
         for impl in self.pm.hook.omnilink_channels.get_hookimpls():
             dist = self._distribution.get(id(impl.plugin))
             try:
-                result = impl.function()
+                result: Any = impl.function()
             except Exception as exc:
                 self._fail(impl.plugin_name, dist, f"omnilink_channels failed: {type(exc).__name__}: {exc}")
                 continue
             for spec in result or ():
                 if not isinstance(spec, ChannelSpec):
-                    self._fail(impl.plugin_name, dist, f"omnilink_channels returned {spec!r}, not a ChannelSpec")
+                    self._fail(
+                        impl.plugin_name, dist, f"omnilink_channels returned {spec!r}, not a ChannelSpec"
+                    )
                     continue
                 if spec.name in specs:
                     other = specs[spec.name].distribution
-                    self._fail(impl.plugin_name, dist,
-                               f"channel {spec.name!r} is already registered by {other or 'another plugin'}")
+                    self._fail(
+                        impl.plugin_name,
+                        dist,
+                        f"channel {spec.name!r} is already registered by {other or 'another plugin'}",
+                    )
                     continue
                 specs[spec.name] = replace(spec, distribution=spec.distribution or dist)
         return specs
@@ -123,10 +129,13 @@ class PluginHost:
         kits: dict[str, AdapterKit] = {}
         for impl in self.pm.hook.omnilink_adapter_kits.get_hookimpls():
             try:
-                result = impl.function()
+                result: Any = impl.function()
             except Exception as exc:
-                self._fail(impl.plugin_name, self._distribution.get(id(impl.plugin)),
-                           f"omnilink_adapter_kits failed: {type(exc).__name__}: {exc}")
+                self._fail(
+                    impl.plugin_name,
+                    self._distribution.get(id(impl.plugin)),
+                    f"omnilink_adapter_kits failed: {type(exc).__name__}: {exc}",
+                )
                 continue
             for kit in result or ():
                 kits.setdefault(kit.channel, kit)

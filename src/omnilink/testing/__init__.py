@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._fake import FakeProvider, Fault, WebhookTarget, hub_target, routing_transport, serve_app
 from ._kit import AdapterKit
-from ._fake import Fault, FakeProvider, WebhookTarget, hub_target, routing_transport, serve_app
 from ._loopback import (
     LOOPBACK_CAPABILITIES,
     FakeLoopback,
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from ._conformance import ChannelConformance
 
 __all__ = [
-    "AdapterKit",
     "LOOPBACK_CAPABILITIES",
+    "AdapterKit",
     "ChannelConformance",
     "FakeLoopback",
     "FakeProvider",

@@ -19,13 +19,12 @@ capabilities, typed errors and delivery-status monotonicity.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
-from pydantic import BaseModel
 
 from .._capabilities import Capabilities, strip_numbering
 from .._channel import WebhookRequest, WebhookResponse
@@ -66,7 +65,9 @@ class ChannelConformance(AdapterKit):
             variants.append(replace(request, headers=unsigned))
         return variants
 
-    async def deliver(self, hub: Hub, fakes: Sequence[FakeProvider], request: WebhookRequest) -> WebhookResponse:
+    async def deliver(
+        self, hub: Hub, fakes: Sequence[FakeProvider], request: WebhookRequest
+    ) -> WebhookResponse:
         """Hand a request to the Hub the way the provider would."""
         return await hub.handle_webhook(self.channel, request)
 
@@ -88,7 +89,10 @@ class ChannelConformance(AdapterKit):
 
     async def _receive_one(self, hub: Hub, fakes: Sequence[FakeProvider], index: int, text: str) -> str:
         request = self.inbound_request(
-            fakes, sender=self.customer_address(index), text=text, provider_message_id=f"conf-{index}-{text[:8]}"
+            fakes,
+            sender=self.customer_address(index),
+            text=text,
+            provider_message_id=f"conf-{index}-{text[:8]}",
         )
         response = await self.deliver(hub, fakes, request)
         assert 200 <= response.status < 300, f"valid webhook refused: {response.status} {response.body!r}"
@@ -123,7 +127,7 @@ class ChannelConformance(AdapterKit):
                 for sender, text, pid in batch:
                     single = self.inbound_request(fakes, sender=sender, text=text, provider_message_id=pid)
                     assert 200 <= (await self.deliver(hub, fakes, single)).status < 300
-            texts = set()
+            texts: set[str] = set()
             for conv in await hub.conversations():
                 texts.update(m.text for m in await hub.messages(conv.id) if m.direction is Direction.INBOUND)
             assert {text for _, text, _ in batch} <= texts

@@ -60,7 +60,9 @@ class _FaultTransport(_http.AsyncTransport):
         fault = self.fake._take_transport_fault("timeout_after")
         if fault is not None:
             await response.aread()
-            raise _http.TimeoutException("simulated read timeout (provider processed the request)", request=request)
+            raise _http.TimeoutException(
+                "simulated read timeout (provider processed the request)", request=request
+            )
         return response
 
 
@@ -135,7 +137,9 @@ class FakeProvider(abc.ABC):
     async def deliver(self, request: WebhookRequest) -> WebhookResponse:
         """Deliver a webhook request to ``target`` (set it with ``fake.target = hub_target(...)``)."""
         if self.target is None:
-            raise RuntimeError("set fake.target (e.g. omnilink.testing.hub_target(hub, 'sms')) before delivering")
+            raise RuntimeError(
+                "set fake.target (e.g. omnilink.testing.hub_target(hub, 'sms')) before delivering"
+            )
         return await self.target(request)
 
     # ---- serving

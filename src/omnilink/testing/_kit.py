@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -22,7 +22,7 @@ from ._fake import FakeProvider
 class AdapterKit(abc.ABC):
     """How to drive one channel against its bundled fakes."""
 
-    channel: str
+    channel: ClassVar[str]
     """The channel name the kit drives."""
     public_url: str = "https://helpdesk.example"
     """Where the Hub is reachable; webhook requests the kit builds are addressed (and, where

@@ -55,8 +55,16 @@ LOOPBACK_HOST = "api.loopback.test"
 SIGNATURE_HEADER = "x-loopback-signature"
 TEXT_MAX = 160
 
-_STATUSES = {s.value for s in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ,
-                               DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED)}
+_STATUSES = {
+    s.value
+    for s in (
+        DeliveryStatus.SENT,
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.READ,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.UNDELIVERED,
+    )
+}
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -103,8 +111,11 @@ class LoopbackChannel(Channel):
     def normalize_address(self, address: str) -> str:
         cleaned = address.strip().lower()
         if not cleaned or not cleaned.replace("-", "").replace("_", "").isalnum():
-            raise AddressError(f"{address!r} is not a loopback address (letters, digits, - and _)",
-                               channel=self.name, address=address)
+            raise AddressError(
+                f"{address!r} is not a loopback address (letters, digits, - and _)",
+                channel=self.name,
+                address=address,
+            )
         return cleaned
 
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
@@ -128,29 +139,47 @@ class LoopbackChannel(Channel):
             if event.get("text"):
                 parts.append(TextPart(text=str(event["text"])))
             if event.get("media"):
-                parts.append(MediaPart(url=str(event["media"]["url"]), content_type=str(event["media"]["type"])))
+                parts.append(
+                    MediaPart(url=str(event["media"]["url"]), content_type=str(event["media"]["type"]))
+                )
             sender = self.normalize_address(str(event["from"]))
             return InboundMessage(
-                account=str(event["to"]), thread_key=sender, sender=sender, sender_name=event.get("name"),
-                provider_message_id=str(event["id"]), parts=tuple(parts), sent_at=at,
-                reply_to_provider_id=event.get("reply_to"), raw=event,
+                account=str(event["to"]),
+                thread_key=sender,
+                sender=sender,
+                sender_name=event.get("name"),
+                provider_message_id=str(event["id"]),
+                parts=tuple(parts),
+                sent_at=at,
+                reply_to_provider_id=event.get("reply_to"),
+                raw=event,
             )
         if event["type"] == "status" and event["status"] in _STATUSES:
             return InboundDelivery(
-                account=str(event["account"]), provider_message_id=str(event["id"]),
-                status=DeliveryStatus(event["status"]), at=at, error=event.get("error"), raw=event,
+                account=str(event["account"]),
+                provider_message_id=str(event["id"]),
+                status=DeliveryStatus(event["status"]),
+                at=at,
+                error=event.get("error"),
+                raw=event,
             )
         raise ValueError(f"unknown event type {event.get('type')!r}")
 
     async def send(self, outbound: OutboundMessage) -> SendResult:
-        body: dict[str, Any] = {"from": outbound.account, "to": outbound.recipient,
-                                "text": text_of(outbound.parts), "client_ref": outbound.idempotency_key}
+        body: dict[str, Any] = {
+            "from": outbound.account,
+            "to": outbound.recipient,
+            "text": text_of(outbound.parts),
+            "client_ref": outbound.idempotency_key,
+        }
         media = [p for p in outbound.parts if isinstance(p, MediaPart)]
         if media:
             body["media"] = {"url": media[0].url, "type": media[0].content_type}
         try:
             response = await self.context.http.post(
-                f"{self.cfg.base_url}/v1/messages", json=body, headers={"authorization": f"Bearer {self.cfg.token}"}
+                f"{self.cfg.base_url}/v1/messages",
+                json=body,
+                headers={"authorization": f"Bearer {self.cfg.token}"},
             )
         except _http.TimeoutException as exc:
             raise OutcomeUnknownError(f"loopback send timed out: {exc}", channel=self.name) from exc
@@ -167,18 +196,25 @@ class LoopbackChannel(Channel):
             error = {}
         code, text = str(error.get("code", response.status_code)), str(error.get("message", response.text))
         if response.status_code == 401:
-            raise CredentialsError(f"loopback refused the token: {text}", channel=self.name, provider_code=code)
+            raise CredentialsError(
+                f"loopback refused the token: {text}", channel=self.name, provider_code=code
+            )
         if response.status_code == 429:
             retry = float(response.headers.get("retry-after", "1"))
             raise RateLimitedError(text, channel=self.name, provider_code=code, retry_after=retry)
         if response.status_code >= 500:
-            raise RetryableSendError(text, channel=self.name, provider_code=code,
-                                     retry_after=float(response.headers.get("retry-after", "0") or 0))
+            raise RetryableSendError(
+                text,
+                channel=self.name,
+                provider_code=code,
+                retry_after=float(response.headers.get("retry-after", "0") or 0),
+            )
         raise PermanentSendError(text, channel=self.name, provider_code=code)
 
     async def reconcile(self, outbound: OutboundMessage) -> SendResult | None:
         response = await self.context.http.get(
-            f"{self.cfg.base_url}/v1/messages", params={"client_ref": outbound.idempotency_key},
+            f"{self.cfg.base_url}/v1/messages",
+            params={"client_ref": outbound.idempotency_key},
             headers={"authorization": f"Bearer {self.cfg.token}"},
         )
         if response.status_code == 404:
@@ -216,7 +252,9 @@ class FakeLoopback(FakeProvider):
 
     hosts = (LOOPBACK_HOST,)
 
-    def __init__(self, *, token: str = "tok", webhook_secret: str = "whsec", account: str = "biz", **kw: Any) -> None:
+    def __init__(
+        self, *, token: str = "tok", webhook_secret: str = "whsec", account: str = "biz", **kw: Any
+    ) -> None:
         super().__init__(**kw)
         self.token = token
         self.webhook_secret = webhook_secret
@@ -229,7 +267,9 @@ class FakeLoopback(FakeProvider):
         return [Route("/v1/messages", self._messages, methods=["POST", "GET"])]
 
     def _error(self, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-        return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+        return JSONResponse(
+            {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+        )
 
     async def _messages(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -242,8 +282,11 @@ class FakeLoopback(FakeProvider):
             return self._error(404, 4, "no such message")
         fault = self.take_fault("messages")
         if fault is not None:
-            return JSONResponse(fault.body or {"error": {"code": fault.status, "message": "injected"}},
-                                status_code=fault.status, headers=fault.headers)
+            return JSONResponse(
+                fault.body or {"error": {"code": fault.status, "message": "injected"}},
+                status_code=fault.status,
+                headers=fault.headers,
+            )
         try:
             body = await request.json()
         except ValueError:
@@ -259,25 +302,51 @@ class FakeLoopback(FakeProvider):
             return self._error(400, 7, f"text is {len(text)} characters; the limit is {TEXT_MAX}")
         if not text and not body.get("media"):
             return self._error(400, 8, "empty message")
-        item = {"id": f"lb_{next(self._ids)}", "to": to, "text": text, "media": body.get("media"),
-                "client_ref": body.get("client_ref"), "at": self.now()}
+        item = {
+            "id": f"lb_{next(self._ids)}",
+            "to": to,
+            "text": text,
+            "media": body.get("media"),
+            "client_ref": body.get("client_ref"),
+            "at": self.now(),
+        }
         self.sent.append(item)
         return JSONResponse({"id": item["id"], "status": "sent"}, status_code=201)
 
     # ---- webhooks the provider sends
 
-    def webhook(self, events: Sequence[dict[str, Any]], *, secret: str | None = None,
-                url: str = "https://helpdesk.example/webhooks/loopback") -> WebhookRequest:
+    def webhook(
+        self,
+        events: Sequence[dict[str, Any]],
+        *,
+        secret: str | None = None,
+        url: str = "https://helpdesk.example/webhooks/loopback",
+    ) -> WebhookRequest:
         """A signed webhook request carrying ``events``."""
         body = json.dumps({"events": list(events)}).encode()
         signature = sign(secret or self.webhook_secret, body)
-        return WebhookRequest.build("POST", url, {SIGNATURE_HEADER: signature, "content-type": "application/json"}, body)
+        return WebhookRequest.build(
+            "POST", url, {SIGNATURE_HEADER: signature, "content-type": "application/json"}, body
+        )
 
-    def message_event(self, sender: str, text: str, message_id: str | None = None, *,
-                      name: str | None = None, reply_to: str | None = None) -> dict[str, Any]:
+    def message_event(
+        self,
+        sender: str,
+        text: str,
+        message_id: str | None = None,
+        *,
+        name: str | None = None,
+        reply_to: str | None = None,
+    ) -> dict[str, Any]:
         """A customer message event, as the provider would send it."""
-        event: dict[str, Any] = {"type": "message", "id": message_id or f"in_{next(self._ids)}", "from": sender,
-                                 "to": self.account, "text": text, "ts": int(self.now().timestamp() * 1000)}
+        event: dict[str, Any] = {
+            "type": "message",
+            "id": message_id or f"in_{next(self._ids)}",
+            "from": sender,
+            "to": self.account,
+            "text": text,
+            "ts": int(self.now().timestamp() * 1000),
+        }
         if name:
             event["name"] = name
         if reply_to:
@@ -285,8 +354,13 @@ class FakeLoopback(FakeProvider):
         return event
 
     def status_event(self, provider_id: str, status: str, error: str | None = None) -> dict[str, Any]:
-        event: dict[str, Any] = {"type": "status", "id": provider_id, "status": status, "account": self.account,
-                                 "ts": int(self.now().timestamp() * 1000)}
+        event: dict[str, Any] = {
+            "type": "status",
+            "id": provider_id,
+            "status": status,
+            "account": self.account,
+            "ts": int(self.now().timestamp() * 1000),
+        }
         if error:
             event["error"] = error
         return event

@@ -65,7 +65,9 @@ def aware_datetimes() -> st.SearchStrategy[datetime]:
 
 
 def handles(channel: str | None = None) -> st.SearchStrategy[Handle]:
-    return st.builds(Handle, channel=st.just(channel) if channel else st.sampled_from(CHANNELS), address=_ident)
+    return st.builds(
+        Handle, channel=st.just(channel) if channel else st.sampled_from(CHANNELS), address=_ident
+    )
 
 
 def thread_refs() -> st.SearchStrategy[ThreadRef]:
@@ -76,7 +78,9 @@ def _media() -> st.SearchStrategy[MediaPart]:
     return st.builds(
         MediaPart,
         url=_ident.map(lambda s: f"https://files.example/{s}"),
-        content_type=st.sampled_from(["image/png", "image/jpeg", "video/mp4", "audio/ogg", "application/pdf"]),
+        content_type=st.sampled_from(
+            ["image/png", "image/jpeg", "video/mp4", "audio/ogg", "application/pdf"]
+        ),
         size=st.none() | st.integers(min_value=0, max_value=50_000_000),
         filename=st.none() | _ident.map(lambda s: f"{s}.bin"),
         caption=st.none() | texts,
@@ -98,12 +102,16 @@ def parts() -> st.SearchStrategy[Part]:
         st.builds(
             QuickRepliesPart,
             text=texts,
-            replies=st.lists(st.builds(QuickReply, title=_label, payload=_ident), min_size=1, max_size=15).map(tuple),
+            replies=st.lists(
+                st.builds(QuickReply, title=_label, payload=_ident), min_size=1, max_size=15
+            ).map(tuple),
         ),
         st.builds(
             ButtonsPart,
             text=texts,
-            buttons=st.lists(st.builds(Button, title=_label, payload=_ident), min_size=1, max_size=4).map(tuple),
+            buttons=st.lists(st.builds(Button, title=_label, payload=_ident), min_size=1, max_size=4).map(
+                tuple
+            ),
         ),
         st.builds(PostbackPart, title=_label, payload=_ident),
         st.builds(TemplatePart, name=_ident, fallback_text=st.none() | texts),
@@ -162,10 +170,18 @@ def messages() -> st.SearchStrategy[Message]:
 
 def events() -> st.SearchStrategy[Any]:
     return st.one_of(
-        st.builds(Typing, channel=st.sampled_from(CHANNELS), account=_ident, thread_key=_ident, on=st.booleans()),
-        st.builds(OptChanged, channel=st.just("sms"), account=_ident, address=_ident, opted_out=st.booleans()),
-        st.builds(AdapterHealth, channel=st.sampled_from(CHANNELS), state=st.sampled_from(list(HealthState)),
-                  at=aware_datetimes()),
+        st.builds(
+            Typing, channel=st.sampled_from(CHANNELS), account=_ident, thread_key=_ident, on=st.booleans()
+        ),
+        st.builds(
+            OptChanged, channel=st.just("sms"), account=_ident, address=_ident, opted_out=st.booleans()
+        ),
+        st.builds(
+            AdapterHealth,
+            channel=st.sampled_from(CHANNELS),
+            state=st.sampled_from(list(HealthState)),
+            at=aware_datetimes(),
+        ),
     )
 
 
