@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 from livechat_support import SITE
-from omnilink import Hub, MediaPart
 
+from omnilink import Hub, MediaPart
 from omnilink_livechat.testing import ScriptedVisitor
 
 pytestmark = pytest.mark.anyio

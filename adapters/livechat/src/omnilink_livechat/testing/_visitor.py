@@ -359,7 +359,7 @@ class ScriptedVisitor:
         kind: str | tuple[str, ...] | None = None,
         *,
         where: Callable[[dict[str, Any]], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a test helper's deadline
+        timeout: float = 5.0,
     ) -> dict[str, Any]:
         """The next frame of ``kind`` (any kind when None) for which ``where`` holds.
 
@@ -384,11 +384,11 @@ class ScriptedVisitor:
                     return frame
                 self._backlog.append(frame)
 
-    async def agent_message(self, *, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def agent_message(self, *, timeout: float = 5.0) -> dict[str, Any]:
         """The next agent message pushed live (``text``, ``id``, ``attachments`` …)."""
         return await self.next_frame("message", where=lambda f: f.get("from") == "agent", timeout=timeout)
 
-    async def history(self, *, timeout: float = 5.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+    async def history(self, *, timeout: float = 5.0) -> list[dict[str, Any]]:
         """The messages of the next history frame (the server sends one after hello and resync)."""
         frame = await self.next_frame("history", timeout=timeout)
         return list(frame["messages"])
@@ -415,7 +415,7 @@ class ScriptedVisitor:
         *,
         client_id: str | None = None,
         upload: str | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a test helper's deadline
+        timeout: float = 5.0,
     ) -> str:
         """Send a message and wait for the server's ack; returns the stored message id.
 
