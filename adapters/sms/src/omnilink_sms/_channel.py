@@ -221,17 +221,18 @@ class SmsChannel(Channel):
                 f"the MMS to {recipient} would be {sum(known)} bytes of media; Twilio accepts 5 MB in all",
                 channel=self.name,
             )
-        data: list[tuple[str, str]] = [("To", recipient)]
+        data: dict[str, str | list[str]] = {"To": recipient}
         if sender.messaging_service_sid:
-            data.append(("MessagingServiceSid", sender.messaging_service_sid))
+            data["MessagingServiceSid"] = sender.messaging_service_sid
         else:
-            data.append(("From", sender.number or ""))
+            data["From"] = sender.number or ""
         if seg.text:
-            data.append(("Body", seg.text))
-        data.extend(("MediaUrl", m.url) for m in media)
+            data["Body"] = seg.text
+        if media:
+            data["MediaUrl"] = [m.url for m in media]
         callback = self._callback_url("/twilio/status")
         if callback:
-            data.append(("StatusCallback", callback))
+            data["StatusCallback"] = callback
         if twilio.api_key_sid and twilio.api_key_secret:
             auth = (twilio.api_key_sid, twilio.api_key_secret.get_secret_value())
         else:

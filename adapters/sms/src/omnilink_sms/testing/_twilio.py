@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import phonenumbers
 from starlette.requests import Request
@@ -206,13 +206,14 @@ class FakeTwilio(FakeProvider):
                 }
             )
             return JSONResponse(body, status_code=fault.status, headers=fault.headers)
-        form = await request.form()
-        to = str(form.get("To") or "")
-        from_ = str(form.get("From") or "") or None
-        service = str(form.get("MessagingServiceSid") or "") or None
-        body = str(form.get("Body") or "")
-        media = [str(v) for v in form.getlist("MediaUrl")]
-        callback = str(form.get("StatusCallback") or "") or None
+        pairs = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        form = dict(pairs)
+        to = form.get("To", "")
+        from_ = form.get("From") or None
+        service = form.get("MessagingServiceSid") or None
+        body = form.get("Body", "")
+        media = [v for k, v in pairs if k == "MediaUrl"]
+        callback = form.get("StatusCallback") or None
         if not to:
             return self._error(21604)
         if not _valid_e164(to):

@@ -12,7 +12,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -87,8 +87,8 @@ class FakeVonage(FakeProvider):
                 return self._answer("", "2", "Missing params")
             params.update({str(k): str(v) for k, v in loaded.items()})
         elif request.method == "POST":
-            form = await request.form()
-            params.update({k: str(v) for k, v in form.items()})
+            body = (await request.body()).decode("utf-8", "replace")
+            params.update(parse_qsl(body, keep_blank_values=True))
         fault = self.take_fault("sms")
         if fault is not None:
             body = (
