@@ -29,7 +29,11 @@ def vonage_config(fake: FakeVonage, **extra: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {"api_key": fake.api_key, "api_secret": fake.api_secret}
     if fake.webhook_token:
         settings["webhook_token"] = fake.webhook_token
-    return {"senders": [{"number": n, "provider": "vonage"} for n in fake.numbers], "vonage": settings, **extra}
+    return {
+        "senders": [{"number": n, "provider": "vonage"} for n in fake.numbers],
+        "vonage": settings,
+        **extra,
+    }
 
 
 @asynccontextmanager

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sms_support import PUBLIC_URL, twilio_config
+
 from omnilink import DeliveryStatus, WebhookRequest
 from omnilink.testing import ChannelConformance, FakeProvider
 from omnilink_sms import _plugin
 from omnilink_sms.testing import FakeTwilio
-from sms_support import PUBLIC_URL, twilio_config
 
 _TWILIO_STATUS = {
     DeliveryStatus.QUEUED: "queued",
