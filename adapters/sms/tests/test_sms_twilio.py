@@ -152,8 +152,8 @@ async def test_help_keyword_is_answered_with_twiml() -> None:
 async def test_inbound_mms_becomes_media_parts() -> None:
     fake = fake_twilio()
     async with open_hub(twilio_config(fake), fake) as hub:
-        media = [("https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media/ME1", "image/jpeg"),
-                 ("https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media/ME2", "video/mp4")]  # fmt: skip
+        base = "https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media"
+        media = [(f"{base}/ME1", "image/jpeg"), (f"{base}/ME2", "video/mp4")]
         await fake.deliver(fake.customer_message(CUSTOMER, body="see photo", media=media))
         (message,) = await hub.messages(await only_conversation(hub))
         assert message.parts[0] == TextPart(text="see photo")
