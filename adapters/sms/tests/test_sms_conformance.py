@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from sms_support import PUBLIC_URL, twilio_config
 
@@ -30,7 +30,7 @@ def _twilio(fakes: Sequence[FakeProvider]) -> FakeTwilio:
 
 class TestSmsConformance(ChannelConformance):
     channel = "sms"
-    plugin = _plugin
+    plugin: ClassVar[object | None] = _plugin
     public_url = PUBLIC_URL
 
     def make_fakes(self) -> Sequence[FakeProvider]:

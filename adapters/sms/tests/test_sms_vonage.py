@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sms_support import CUSTOMER, PUBLIC_URL, open_hub, twilio_settings, vonage_config
+
 from omnilink import (
     CredentialsError,
     DeliveryStatus,
@@ -22,7 +24,6 @@ from omnilink import (
 from omnilink.testing import Fault
 from omnilink_sms import SmsChannel
 from omnilink_sms.testing import FakeTwilio, FakeVonage
-from sms_support import CUSTOMER, PUBLIC_URL, open_hub, twilio_settings, vonage_config
 
 pytestmark = pytest.mark.anyio
 

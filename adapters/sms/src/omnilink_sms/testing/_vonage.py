@@ -87,8 +87,8 @@ class FakeVonage(FakeProvider):
                 return self._answer("", "2", "Missing params")
             params.update({str(k): str(v) for k, v in loaded.items()})
         elif request.method == "POST":
-            body = (await request.body()).decode("utf-8", "replace")
-            params.update(parse_qsl(body, keep_blank_values=True))
+            form = (await request.body()).decode("utf-8", "replace")
+            params.update(parse_qsl(form, keep_blank_values=True))
         fault = self.take_fault("sms")
         if fault is not None:
             body = (
