@@ -17,6 +17,8 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
@@ -377,7 +379,7 @@ class FakeX(FakeProvider):
             params=oauth_signature.collect_parameters(
                 uri_query=request.url.query, body=form, headers={"Authorization": header}
             ),
-            signature=params.get("oauth_signature", ""),
+            signature=oauth_utils.unescape(params.get("oauth_signature", "")),
         )
         if not oauth_signature.verify_hmac_sha1(cast(Any, checked), s.consumer_secret, s.access_token_secret):
             return self._problem(401, "Unauthorized", "Unauthorized")
@@ -529,19 +531,24 @@ class FakeX(FakeProvider):
         )
 
     async def _upload(self, request: Request) -> Response:
-        refused, headers, _ = await self._guard(request, "upload")
+        refused, headers, body = await self._guard(request, "upload")
         if refused is not None:
             return refused
-        form = await request.form()
-        media = form.get("media")
-        category = str(form.get("media_category", "tweet_image"))
-        if media is None or isinstance(media, str):
+        fields = _multipart(request.headers.get("content-type", ""), body)
+        category = fields.get("media_category", (b"tweet_image", ""))[0].decode()
+        if "media" not in fields:
             return self._problem(400, "Invalid Request", "media is required", PROBLEMS + "invalid-request")
-        content = await media.read()
-        content_type = str(form.get("media_type") or media.content_type or "application/octet-stream")
+        content, part_type = fields["media"]
+        content_type = (
+            fields.get("media_type", (part_type.encode(), ""))[0].decode() or "application/octet-stream"
+        )
         if content_type.startswith("image/") and len(content) > 5 * 1024 * 1024:
             return self._problem(
                 400, "Invalid Request", "image larger than 5 MB", PROBLEMS + "invalid-request"
+            )
+        if not category.startswith(("dm_", "tweet_", "amplify_", "subtitles")):
+            return self._problem(
+                400, "Invalid Request", f"unknown media_category {category}", PROBLEMS + "invalid-request"
             )
         media_id = self._id()
         self.uploads[media_id] = _Uploaded(media_id, category, content_type, len(content))
@@ -686,3 +693,19 @@ class _SignedRequest:
     uri: str
     params: list[tuple[str, str]]
     signature: str
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, tuple[bytes, str]]:
+    """The fields of a multipart/form-data body: name -> (content, part content type)."""
+    if not content_type.startswith("multipart/form-data"):
+        return {}
+    message = BytesParser(policy=default_policy).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
+    fields: dict[str, tuple[bytes, str]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = (payload, part.get_content_type())
+    return fields
