@@ -17,7 +17,6 @@ import json
 import secrets
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 from pydantic import ValidationError
@@ -29,7 +28,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ._channel import Connection, LivechatChannel, TokenBucket, Visitor, normalize_email
+from omnilink import DeliveryStatus
+
+from . import _api
+from ._api import Refused, first_error, origin_allowed
+from ._channel import Connection, LivechatChannel, TokenBucket
 from ._frames import (
     CLIENT_FRAME,
     CloseFrame,
@@ -59,30 +62,6 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_SITE = 4404
 
 
-class _Refused(Exception):
-    def __init__(self, code: str, detail: str, status: int = 400) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.status = status
-
-
-def origin_allowed(channel: LivechatChannel, connection: HTTPConnection) -> bool:
-    """Browsers always send Origin; a page on another site must be listed to talk to us.
-
-    Without an Origin header (a server-side client) the request is allowed: Origin protects
-    visitors' browsers, it does not authenticate anyone (the tokens do).
-    """
-    origin = connection.headers.get("origin")
-    if origin is None:
-        return True
-    allowed = channel.settings.allowed_origins
-    if "*" in allowed or origin.lower() in allowed:
-        return True
-    host = connection.headers.get("host", "")
-    return urlsplit(origin).netloc.lower() == host.lower()
-
-
 def base_url(channel: LivechatChannel, connection: HTTPConnection) -> str:
     """The absolute URL of the mount point, for links to uploads."""
     root = connection.scope.get("root_path", "")
@@ -99,7 +78,7 @@ def build_app(channel: LivechatChannel) -> Starlette:
     # ------------------------------------------------------------------ socket
 
     async def socket(websocket: WebSocket) -> None:
-        if not origin_allowed(channel, websocket):
+        if not origin_allowed(channel, websocket.headers):
             await websocket.close(code=CLOSE_POLICY)
             return
         await websocket.accept()
@@ -211,7 +190,7 @@ def build_app(channel: LivechatChannel) -> Starlette:
                 frame = CLIENT_FRAME.validate_json(raw if raw is not None else raw_bytes)
             except ValidationError as exc:
                 bad += 1
-                connection.push({"type": "error", "code": "bad_frame", "detail": _first_error(exc)})
+                connection.push({"type": "error", "code": "bad_frame", "detail": first_error(exc)})
                 if bad >= MAX_BAD_FRAMES:
                     await _close(websocket, CLOSE_POLICY, "bad_frames", "too many malformed frames")
                     return
@@ -244,16 +223,18 @@ def build_app(channel: LivechatChannel) -> Starlette:
                 elif isinstance(frame, DeliveredFrame):
                     if frame.provider_id in connection.pushed_ids:
                         connection.pushed_ids.discard(frame.provider_id)
-                        await channel.accept_delivered(frame.provider_id)
+                        await channel.accept_status(frame.provider_id, DeliveryStatus.DELIVERED)
                 elif isinstance(frame, PingFrame):
                     connection.push({"type": "pong", "agents_available": channel.agents_available})
                 elif isinstance(frame, ResyncFrame):
                     await _push_history(connection, frame.since)
                 elif isinstance(frame, OfflineEmailFrame):
-                    connection.push(await _offline_email(websocket, visitor, frame))
+                    connection.push(
+                        await _api.offline_email(channel, visitor, frame, base_url(channel, websocket))
+                    )
                 elif isinstance(frame, CloseFrame):
                     await channel.close_session(visitor.session_id)
-            except _Refused as exc:
+            except Refused as exc:
                 connection.push(
                     {
                         "type": "error",
@@ -264,7 +245,10 @@ def build_app(channel: LivechatChannel) -> Starlette:
                 )
 
     async def _message(websocket: WebSocket, connection: Connection, frame: MessageFrame) -> None:
-        ack = await _accept(websocket, connection.visitor, frame.client_id, frame.text, frame.upload)
+        visitor = connection.visitor
+        ack = await _api.accept(
+            channel, visitor, frame.client_id, frame.text, frame.upload, base_url(channel, websocket)
+        )
         connection.push(ack)
         # The visitor's other tabs show it too.
         channel.push_to_session(
@@ -282,147 +266,41 @@ def build_app(channel: LivechatChannel) -> Starlette:
             skip=connection,
         )
 
-    async def _accept(
-        conn: HTTPConnection, visitor: Visitor, client_id: str, text: str, upload: str | None
-    ) -> dict[str, Any]:
-        if len(text) > settings.max_text_chars:
-            raise _Refused("too_long", f"messages are at most {settings.max_text_chars} characters", 413)
-        if not text.strip() and not upload:
-            raise _Refused("empty", "a message needs text or an upload")
-        try:
-            return await channel.accept_message(visitor, client_id, text, upload, base_url(channel, conn))
-        except TokenError as exc:
-            raise _Refused("bad_upload", str(exc)) from exc
-
-    async def _offline_email(
-        conn: HTTPConnection, visitor: Visitor, frame: OfflineEmailFrame
-    ) -> dict[str, Any]:
-        email = normalize_email(frame.email)
-        if email is None:
-            raise _Refused("bad_email", "that does not look like an email address")
-        if frame.text.strip():
-            await _accept(conn, visitor, frame.client_id or secrets.token_hex(8), frame.text, None)
-        conversation_id = await channel.conversation_of(visitor)
-        if conversation_id is None:
-            raise _Refused("nothing_to_continue", "write a message first")
-        if channel.on_offline_email is None:
-            raise _Refused("email_unavailable", "this site does not continue chats on email")
-        await channel.on_offline_email(conversation_id, email)
-        return {"type": "offline_email_ok", "email": email, "conversation": conversation_id}
-
-    # ------------------------------------------------------------------ HTTP fallback
-
-    async def _http_visitor(request: Request, body: dict[str, Any]) -> Visitor:
-        if not origin_allowed(channel, request):
-            raise _Refused("origin", "origin not allowed", 403)
-        auth = request.headers.get("authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        if token is None:
-            raise _Refused("unauthorized", "a Bearer visitor token is required", 401)
-        session = body.get("session") or request.query_params.get("session")
-        try:
-            visitor = await channel.start(
-                token,
-                session if isinstance(session, str) else None,
-                identity=_opt_str(body.get("identity")),
-                identity_hash=_opt_str(body.get("identity_hash")),
-            )
-        except TokenError as exc:
-            raise _Refused("unauthorized", str(exc), 401) from exc
-        return visitor
-
-    async def _json_body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > settings.max_frame_bytes:
-            raise _Refused("too_big", f"bodies are at most {settings.max_frame_bytes} bytes", 413)
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError as exc:
-            raise _Refused("bad_json", "the body must be a JSON object") from exc
-        if not isinstance(body, dict):
-            raise _Refused("bad_json", "the body must be a JSON object")
-        return body
-
-    async def api_session(request: Request) -> Response:
-        try:
-            if not origin_allowed(channel, request):
-                raise _Refused("origin", "origin not allowed", 403)
-            body = await _json_body(request)
-            if body.get("site") != settings.site_id:
-                raise _Refused("unknown_site", "unknown site", 404)
-            try:
-                visitor = await channel.start(
-                    _opt_str(body.get("token")),
-                    _opt_str(body.get("session")),
-                    identity=_opt_str(body.get("identity")),
-                    identity_hash=_opt_str(body.get("identity_hash")),
-                )
-            except TokenError as exc:
-                raise _Refused("unauthorized", str(exc), 401) from exc
-        except _Refused as exc:
-            return _error(exc)
-        return JSONResponse(
-            {
-                "visitor_id": visitor.visitor_id,
-                "token": visitor.token,
-                "session": visitor.session_token,
-                "agents_available": channel.agents_available,
-            }
+    async def api(request: Request) -> Response:
+        status, body = await _api.call(
+            channel,
+            request.method,
+            request.url.path.removeprefix(request.scope.get("root_path", "")),
+            request.headers,
+            request.query_params,
+            await request.body(),
+            base_url(channel, request),
         )
-
-    async def api_send(request: Request) -> Response:
-        try:
-            body = await _json_body(request)
-            visitor = await _http_visitor(request, body)
-            try:
-                frame = MessageFrame.model_validate({**body, "type": "message"})
-            except ValidationError as exc:
-                raise _Refused("bad_frame", _first_error(exc)) from exc
-            ack = await _accept(request, visitor, frame.client_id, frame.text, frame.upload)
-        except _Refused as exc:
-            return _error(exc)
-        ack["session"] = visitor.session_token
-        return JSONResponse(ack)
-
-    async def api_history(request: Request) -> Response:
-        try:
-            visitor = await _http_visitor(request, {})
-        except _Refused as exc:
-            return _error(exc)
-        since = request.query_params.get("since")
-        messages = await channel.history(visitor, since)
-        return JSONResponse(
-            {
-                "session": visitor.session_token,
-                "messages": [stored_message_frame(m, visitor.visitor_id) for m in messages],
-            }
-        )
+        return JSONResponse(body, status_code=status)
 
     async def api_upload(request: Request) -> Response:
         try:
-            visitor = await _http_visitor(request, {})
+            visitor = await _api.visitor_of(channel, request.headers, request.query_params, {})
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type not in settings.upload_types:
-                raise _Refused(
-                    "type_not_allowed", f"{content_type or 'unknown type'} cannot be uploaded", 415
-                )
+                raise Refused("type_not_allowed", f"{content_type or 'unknown type'} cannot be uploaded", 415)
             declared = request.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > settings.upload_max_bytes:
-                raise _Refused("too_big", f"uploads are at most {settings.upload_max_bytes} bytes", 413)
+                raise Refused("too_big", f"uploads are at most {settings.upload_max_bytes} bytes", 413)
             chunks: list[bytes] = []
             size = 0
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > settings.upload_max_bytes:
-                    raise _Refused("too_big", f"uploads are at most {settings.upload_max_bytes} bytes", 413)
+                    raise Refused("too_big", f"uploads are at most {settings.upload_max_bytes} bytes", 413)
                 chunks.append(chunk)
             data = b"".join(chunks)
             if not data:
-                raise _Refused("empty", "the upload is empty")
+                raise Refused("empty", "the upload is empty")
             if not looks_like(content_type, data):
-                raise _Refused("type_mismatch", f"the file is not a {content_type}", 415)
-        except _Refused as exc:
-            return _error(exc)
+                raise Refused("type_mismatch", f"the file is not a {content_type}", 415)
+        except Refused as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
         upload_id = f"upl_{secrets.token_urlsafe(16)}"
         filename = safe_filename(request.query_params.get("filename") or request.headers.get("x-filename"))
         await channel.uploads.put(
@@ -467,9 +345,10 @@ def build_app(channel: LivechatChannel) -> Starlette:
     return Starlette(
         routes=[
             WebSocketRoute("/ws", socket),
-            Route("/api/session", api_session, methods=["POST"]),
-            Route("/api/messages", api_send, methods=["POST"]),
-            Route("/api/messages", api_history, methods=["GET"]),
+            Route("/api/session", api, methods=["POST"]),
+            Route("/api/messages", api, methods=["GET", "POST"]),
+            Route("/api/receipts", api, methods=["POST"]),
+            Route("/api/offline-email", api, methods=["POST"]),
             Route("/api/uploads", api_upload, methods=["POST"]),
             Route("/uploads/{upload_id}", download, methods=["GET"], name="upload"),
             Route("/widget.js", widget, methods=["GET"]),
@@ -495,17 +374,3 @@ async def _close(websocket: WebSocket, code: int, error: str, detail: str) -> No
     except (RuntimeError, WebSocketDisconnect, OSError):
         # Already closed by the other side.
         pass
-
-
-def _error(exc: _Refused) -> JSONResponse:
-    return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -35,6 +35,9 @@ from omnilink import (
     SendResult,
     TextPart,
     Typing,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookResult,
     plan,
 )
 
@@ -216,6 +219,20 @@ class LivechatChannel(Channel):
         if self._notifier is not None:
             await self._notifier.notify_frame(thread_key, {"type": "typing", "from": "agent", "on": on})
 
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        """The HTTP visitor API through the Hub's generic route ``/webhooks/livechat/api/...``.
+
+        Same answers as ``asgi_app()``'s ``/api/...`` routes. Messages are submitted to the
+        Hub before answering (the answer carries the stored id), so no items are returned.
+        """
+        from . import _api
+
+        base = f"{(self.context.public_url or '').rstrip('/')}/channels/{self.name}"
+        status, body = await _api.call(
+            self, request.method, request.path, request.headers, request.query, request.body, base
+        )
+        return WebhookResult(WebhookResponse.json(json.dumps(body), status))
+
     def asgi_app(self) -> Any:
         from ._app import build_app
 
@@ -385,12 +402,13 @@ class LivechatChannel(Channel):
             ]
         )
 
-    async def accept_delivered(self, provider_id: str) -> None:
+    async def accept_status(self, provider_id: str, status: DeliveryStatus) -> None:
+        """A receipt for one pushed agent message (the widget acknowledges every push)."""
         await self.context.submit(
             [
                 InboundDelivery(
                     account=self.settings.site_id,
-                    status=DeliveryStatus.DELIVERED,
+                    status=status,
                     provider_message_id=provider_id,
                     at=self.context.now(),
                 )

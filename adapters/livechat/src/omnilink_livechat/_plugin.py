@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from omnilink import ChannelSpec, hookimpl
 
 from ._channel import CAPABILITIES, LivechatChannel
@@ -19,3 +21,10 @@ def omnilink_channels() -> list[ChannelSpec]:
             summary="Live chat: an embeddable widget talking to the helpdesk over WebSocket.",
         )
     ]
+
+
+@hookimpl
+def omnilink_adapter_kits() -> list[Any]:
+    from .testing import LivechatKit
+
+    return [LivechatKit()]
