@@ -55,7 +55,7 @@ async def test_text_is_sent_with_metadata_and_messaging_type(fake: FakeGraphAPI,
     assert sent.metadata == "msg_0123456789abcdef0123456789abcdef"
     assert sent.messaging_type == "RESPONSE"
     assert sent.tag is None
-    assert result.details["messaging_type"] == "RESPONSE"
+    assert result.details["recipient_id"] == PSID
 
 
 async def test_send_is_echoed_with_metadata_and_app_id(fake: FakeGraphAPI, clock: Clock) -> None:

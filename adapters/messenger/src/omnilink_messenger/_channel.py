@@ -176,8 +176,6 @@ class MessengerChannel(Channel):
             part = part.model_copy(update={"text": tail})
         result = await self._send_message(page, outbound, message_object(part))
         details = {"recipient_id": str(result.get("recipient_id", outbound.recipient))}
-        if outbound.send_options:
-            details.update(outbound.send_options)
         if extra:
             details["extra_provider_ids"] = ",".join(extra)
         return SendResult(provider_message_id=result["message_id"], details=details)
