@@ -80,7 +80,9 @@ async def test_our_sent_dms_come_back_from_polling_as_echoes(fake: FakeX, clock:
         assert echo.sender == CUSTOMER
 
 
-async def test_mentions_are_polled_since_the_last_id_with_their_conversation(fake: FakeX, clock: Clock) -> None:
+async def test_mentions_are_polled_since_the_last_id_with_their_conversation(
+    fake: FakeX, clock: Clock
+) -> None:
     harness, http = await polling_harness(fake, clock)
     async with http:
         root = fake.customer_post(CUSTOMER, "@acmehelp my order?")
@@ -96,7 +98,9 @@ async def test_mentions_are_polled_since_the_last_id_with_their_conversation(fak
         assert await harness.channel.poll_mentions() == 0
 
 
-async def test_webhook_and_polling_give_equal_messages_for_the_same_traffic(fake: FakeX, clock: Clock) -> None:
+async def test_webhook_and_polling_give_equal_messages_for_the_same_traffic(
+    fake: FakeX, clock: Clock
+) -> None:
     by_webhook, http1 = await polling_harness(fake, clock)
     by_polling, http2 = await polling_harness(fake, clock)
     async with http1, http2:

@@ -20,6 +20,7 @@ from omnilink import (
     Inbound,
     InboundHealth,
     InboundMessage,
+    LifecycleError,
     MediaCapabilities,
     MediaPart,
     OutboundMessage,
@@ -351,6 +352,11 @@ class TwitterChannel(Channel):
                 retry_after = getattr(exc, "retry_after", None)
                 if retry_after:
                     delay = max(delay, float(retry_after))
+            except LifecycleError:
+                # The Hub starts background work while it is still opening: try again shortly.
+                delay = min(delay, 0.05)
+            except Exception:
+                self.context.log.exception("polling X failed unexpectedly; retrying in %s s", delay)
             await anyio.sleep(delay)
 
     async def poll_once(self) -> int:
