@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 from omnilink import AddressError
@@ -14,6 +16,12 @@ def to_e164(address: str, region: str | None = None, *, channel: str = "sms") ->
 
     National formats need ``region`` (an ISO country code such as ``US``).
     """
+    return _to_e164(address, region, channel)
+
+
+@lru_cache(maxsize=4096)
+def _to_e164(address: str, region: str | None, channel: str) -> str:
+    # Cached: every webhook parses the business and the customer number.
     raw = address.strip()
     try:
         number = phonenumbers.parse(raw, region)

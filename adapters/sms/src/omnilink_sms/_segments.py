@@ -114,24 +114,19 @@ class SmsSegments:
         return (_SINGLE if self.count == 1 else _CONCAT)[self.encoding]
 
 
-def _septets(char: str) -> int:
-    """1 or 2 for a GSM-7 character, 0 for one outside GSM-7."""
-    if char in GSM7_BASIC:
-        return 1
-    if char in GSM7_EXTENSION:
-        return 2
-    return 0
+_GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+_EXTENSION = tuple(GSM7_EXTENSION)
 
 
 def _measure(text: str, encoding: Encoding) -> int:
     if encoding == "GSM-7":
-        return sum(_septets(c) for c in text)
+        return len(text) + sum(text.count(c) for c in _EXTENSION)
     return len(text.encode("utf-16-le")) // 2
 
 
 def is_gsm7(text: str) -> bool:
     """True when every character of ``text`` is in the GSM 03.38 basic or extension table."""
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    return _GSM7_ALL.issuperset(text)
 
 
 def _smart(text: str) -> tuple[str, dict[str, str]]:
@@ -147,20 +142,46 @@ def _smart(text: str) -> tuple[str, dict[str, str]]:
     return "".join(out), used
 
 
+def _gsm_units(text: str) -> list[str]:
+    """GSM-7 text in unbreakable pieces: characters, with CR LF (one grapheme) kept whole."""
+    if "\r\n" not in text:
+        return list(text)
+    units: list[str] = []
+    for i, line in enumerate(text.split("\r\n")):
+        if i:
+            units.append("\r\n")
+        units.extend(line)
+    return units
+
+
 def _split(text: str, encoding: Encoding, limit: int) -> list[str]:
     """Greedy split at grapheme boundaries; a cluster longer than a segment is cut between
     code points (never inside a surrogate pair, and an escape pair is one code point here)."""
+    if encoding == "GSM-7":
+        # GSM-7 has no combining marks: its only multi-character grapheme is CR LF.
+        if "\r\n" not in text and not any(c in text for c in _EXTENSION):
+            return [text[i : i + limit] for i in range(0, len(text), limit)]
+        return _fill(_gsm_units(text), encoding, limit)
     units: list[str] = []
     for cluster in graphemes(text):
-        if _measure(cluster, encoding) <= limit:
+        # A UTF-16 unit count is at most twice the code point count.
+        if len(cluster) * 2 <= limit or _measure(cluster, encoding) <= limit:
             units.append(cluster)
         else:
             units.extend(cluster)
+    return _fill(units, encoding, limit)
+
+
+def _fill(units: list[str], encoding: Encoding, limit: int) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
     used = 0
+    gsm = encoding == "GSM-7"
     for unit in units:
-        size = _measure(unit, encoding)
+        if len(unit) == 1:
+            size = (2 if unit in GSM7_EXTENSION else 1) if gsm else (2 if unit > "\uffff" else 1)
+        else:
+            size = _measure(unit, encoding)
         if current and used + size > limit:
             parts.append("".join(current))
             current, used = [], 0
