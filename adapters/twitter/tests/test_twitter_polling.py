@@ -126,11 +126,19 @@ async def test_run_polls_in_the_background_until_cancelled(fake: FakeX, clock: C
     async with http:
         assert harness.channel.has_background_work
         fake.customer_dm(CUSTOMER, "are you there?")
+        submitted = anyio.Event()
+        original = harness.channel.context._submit
+
+        async def submit(items: Sequence[Inbound]) -> Any:
+            result = await original(items)
+            submitted.set()
+            return result
+
+        harness.channel.context._submit = submit
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
                 await tg.start(harness.channel.run)
-                while not harness.submitted:
-                    await anyio.sleep(0.01)
+                await submitted.wait()
                 tg.cancel_scope.cancel()
         assert messages(harness.submitted)[0].parts == (TextPart(text="are you there?"),)
 
