@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import anyio
 import pytest
 from sms_support import CUSTOMER, OTHER_CUSTOMER, PUBLIC_URL, open_hub, twilio_config
 
@@ -402,3 +403,39 @@ async def test_fake_serves_over_real_http() -> None:
         assert len(body["sid"]) == 34
         assert (body["status"], body["num_segments"], body["num_media"]) == ("queued", "1", "0")
         assert body["date_created"].endswith("GMT")
+
+
+async def test_provider_opt_out_during_dispatch_fails_the_message_and_blocks_later_replies() -> None:
+    fake = fake_twilio()
+    async with open_hub(twilio_config(fake), fake) as hub:
+        await fake.deliver(fake.customer_message(CUSTOMER, body="Hello"))
+        conversation_id = await only_conversation(hub)
+        fake.opted_out.add((BUSINESS, CUSTOMER))
+        reply = await hub.reply(conversation_id, "are you there?")
+        with anyio.fail_after(10):
+            await hub.drain()
+        failed = await hub.message(reply.id)
+        assert failed.status is DeliveryStatus.FAILED
+        assert failed.error is not None
+        assert "21610" in failed.error
+        with pytest.raises(OptedOutError):
+            await hub.reply(conversation_id, "hello?")
+
+
+async def test_get_webhooks_are_verified_over_the_url() -> None:
+    from urllib.parse import urlencode
+
+    from omnilink import WebhookRequest
+    from omnilink_sms import twilio_signature
+
+    fake = fake_twilio()
+    async with open_hub(twilio_config(fake), fake) as hub:
+        query = urlencode({"MessageSid": "SM" + "1" * 32, "From": CUSTOMER, "To": BUSINESS, "Body": "by GET"})
+        url = f"{PUBLIC_URL}/webhooks/sms/twilio/inbound?{query}"
+        headers = {"x-twilio-signature": twilio_signature(fake.auth_token, url, None)}
+        request = WebhookRequest.build("GET", url, headers, path="/twilio/inbound")
+        assert (await hub.handle_webhook("sms", request)).status == 200
+        tampered = replace(request, url=url.replace("by+GET", "by+GOT"))
+        assert (await hub.handle_webhook("sms", tampered)).status == 403
+        (message,) = await hub.messages(await only_conversation(hub))
+        assert message.text == "by GET"

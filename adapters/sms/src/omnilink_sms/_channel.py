@@ -445,7 +445,9 @@ class SmsChannel(Channel):
     async def _twilio_webhook(self, request: WebhookRequest, path: str) -> WebhookResult:
         pairs, is_json = self._twilio_params(request)
         self._verify_twilio(request, pairs, is_json)
-        if is_json:
+        if request.method == "GET":
+            params = request.query  # signed as part of the URL
+        elif is_json:
             try:
                 loaded = json.loads(request.body)
             except ValueError as exc:
