@@ -6,6 +6,7 @@ import html as html_lib
 from collections.abc import Mapping
 from datetime import datetime
 from email import policy
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -43,9 +44,13 @@ def validate_address(address: str, *, channel: str = "email") -> str:
     if "\r" in address or "\n" in address:
         raise AddressError("an email address must not contain CR or LF", channel=channel, address=address)
     candidate = address.strip()
+    if candidate.lower().startswith("mailto:"):
+        candidate = candidate[len("mailto:") :]
+    if not candidate or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in candidate):
+        raise AddressError(f"not an email address: {address!r}", channel=channel, address=address)
     try:
         parsed = Address(addr_spec=candidate)
-    except (ValueError, IndexError, TypeError) as exc:
+    except (ValueError, IndexError, TypeError, HeaderParseError) as exc:
         raise AddressError(f"not an email address: {address!r}", channel=channel, address=address) from exc
     if not parsed.username or not parsed.domain or "." not in parsed.domain.strip("."):
         raise AddressError(f"not an email address: {address!r}", channel=channel, address=address)

@@ -75,10 +75,19 @@ def conversation_from_address(secret: str | bytes, address: str, prefix: str = "
     return verify_reply_token(secret, token)
 
 
-def make_message_id(secret: str | bytes, conversation_id: str, domain: str) -> str:
-    """A new Message-ID (without angle brackets) that carries the conversation id."""
+def make_message_id(
+    secret: str | bytes, conversation_id: str, domain: str, *, stable_key: str | None = None
+) -> str:
+    """A Message-ID (without angle brackets) that carries the conversation id.
+
+    With ``stable_key`` (e.g. the send's idempotency key) the id is the same on every retry,
+    so a recipient's mail system can drop a duplicate delivery; otherwise it is random.
+    """
     encoded = _encode_id(conversation_id)
-    nonce = secrets.token_hex(8)
+    if stable_key is None:
+        nonce = secrets.token_hex(8)
+    else:
+        nonce = hmac.new(_key(secret), f"message-id:{stable_key}".encode(), hashlib.sha256).hexdigest()[:16]
     return f"omnilink.{encoded}.{nonce}.{_mac(secret, f'{encoded}.{nonce}')}@{domain}"
 
 

@@ -1,0 +1,1 @@
+"""IMAP receiving (placeholder until the poller lands)."""
