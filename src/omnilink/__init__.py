@@ -1,5 +1,6 @@
 """omnilink: one typed API for customer conversations on every channel."""
 
+from ._blocking import BlockingHub
 from ._capabilities import (
     Capabilities,
     ChoiceCapabilities,
@@ -113,6 +114,7 @@ __all__ = [
     "Author",
     "AuthorKind",
     "BackendUnsupportedError",
+    "BlockingHub",
     "BrokenPlugin",
     "Button",
     "ButtonsPart",

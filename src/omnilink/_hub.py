@@ -173,6 +173,8 @@ class Hub:
         self._transport = transport
         self.settings = settings or HubSettings()
         self.now: Callable[[], datetime] = clock or utcnow
+        """The business clock (windows, timestamps, metrics). The outbox schedule always
+        uses wall-clock time, so retries and leases work across processes."""
         self.public_url = public_url
         self._dispatch_enabled = dispatch
         self._state = "new"
@@ -733,6 +735,8 @@ class Hub:
             threading=ThreadDecision(rule="reply", detail=f"reply on {name} thread {thread.key}"),
         )
 
+        wall = utcnow()  # the outbox is scheduled on wall-clock time, whatever the Hub's clock
+
         def enqueue(tx: Transaction) -> Message:
             if idempotency_key and not tx.put_idempotency_key(idempotency_key, message.id):
                 existing = tx.message_for_idempotency_key(idempotency_key)
@@ -747,8 +751,8 @@ class Hub:
                         message_id=message.id,
                         part_index=index,
                         channel=name,
-                        due_at=now,
-                        created_at=now,
+                        due_at=wall,
+                        created_at=wall,
                     )
                 )
             current = tx.get_conversation(conv.id) or conv
@@ -828,12 +832,12 @@ class Hub:
             due = await self.store.run(lambda tx: tx.next_outbox_due())
             delay = self.settings.poll_interval
             if due is not None:
-                delay = min(delay, max((due - self.now()).total_seconds(), 0.0))
+                delay = min(delay, max((due - utcnow()).total_seconds(), 0.0))
             with anyio.move_on_after(max(delay, 0.001)):
                 await self._wake.wait()
 
     async def _claim(self) -> list[OutboxRow]:
-        now = self.now()
+        now = utcnow()
         paused = [name for name, until in self._paused.items() if until > now]
         lease_until = now + self.settings.lease
         return await self.store.run(
@@ -906,7 +910,7 @@ class Hub:
                 return
             if blocking:
                 # Wait for the earlier piece: pieces of one message never overtake each other.
-                wait = max(((r.due_at - self.now()).total_seconds() for r in blocking), default=0.0)
+                wait = max(((r.due_at - utcnow()).total_seconds() for r in blocking), default=0.0)
                 await self._reschedule(row, "waiting for an earlier piece", max(wait, 0.05), count=False)
                 return
         thread = ThreadRef(channel=message.channel, account=message.account, key=message.thread_key)
@@ -933,7 +937,7 @@ class Hub:
         try:
             result = await channel.send(outbound)
         except CredentialsError as exc:
-            self._paused[row.channel] = self.now() + self.settings.credentials_pause
+            self._paused[row.channel] = utcnow() + self.settings.credentials_pause
             await self.publish(
                 AdapterHealth(
                     channel=row.channel,
@@ -980,7 +984,7 @@ class Hub:
                 "state": OutboxState.PENDING,
                 "attempts": attempts,
                 "last_error": error,
-                "due_at": self.now() + timedelta(seconds=delay),
+                "due_at": utcnow() + timedelta(seconds=delay),
                 "lease_until": None,
             }
         )

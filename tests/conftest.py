@@ -1,0 +1,125 @@
+"""Fixtures for the core's tests: stores of every kind and a two-channel Hub on fakes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omnilink import ChannelSpec, Hub, HubSettings, MemoryStore, PostgresStore, SQLiteStore, Store, hookimpl
+from omnilink.testing import FakeLoopback, routing_transport
+from omnilink.testing._loopback import LOOPBACK_SPEC
+
+POSTGRES_DSN = os.environ.get("OMNILINK_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_schema_dsn() -> Iterator[str]:
+    """A DSN whose search_path is a fresh schema, dropped afterwards.
+
+    Skips when no server is reachable, unless CI is set: then the test fails.
+    """
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    try:
+        conn = psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_DSN} (CI is set, so this fails): {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_DSN}: {exc}")
+    schema = f"omnilink_test_{uuid.uuid4().hex[:12]}"
+    with conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield make_conninfo(POSTGRES_DSN, options=f"-c search_path={schema}")
+        finally:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """An unopened store of each kind (the Hub opens and closes it)."""
+    if request.param == "memory":
+        return MemoryStore()
+    if request.param == "sqlite":
+        return SQLiteStore(tmp_path / "hub.sqlite3")
+    return PostgresStore(request.getfixturevalue("postgres_schema_dsn"), max_size=4)
+
+
+class FakeChat(FakeLoopback):
+    """A second loopback-style provider under another host, for cross-channel tests."""
+
+    hosts = ("api.chat.test",)
+
+
+class TwoChannels:
+    """Registers ``loopback`` and a second channel ``chat`` built the same way."""
+
+    @hookimpl
+    def omnilink_channels(self) -> list[ChannelSpec]:
+        return [LOOPBACK_SPEC, replace(LOOPBACK_SPEC, name="chat", summary="second test channel")]
+
+
+class Clock:
+    """A controllable clock for windows and metrics."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def fakes(clock: Clock) -> tuple[FakeLoopback, FakeChat]:
+    return FakeLoopback(clock=clock), FakeChat(clock=clock, account="chat-biz")
+
+
+@pytest.fixture
+def make_hub(fakes: tuple[FakeLoopback, FakeChat], clock: Clock) -> Callable[..., Hub]:
+    """Build (unopened) Hubs with both channels wired to the fakes."""
+
+    def make(store: Store | None = None, **kw: Any) -> Hub:
+        sms, chat = fakes
+        settings = kw.pop("settings", HubSettings(backoff_base=0.01, poll_interval=0.05))
+        return Hub(
+            store=store or MemoryStore(),
+            channels={
+                "loopback": {"token": sms.token, "webhook_secret": sms.webhook_secret},
+                "chat": {
+                    "token": chat.token,
+                    "webhook_secret": chat.webhook_secret,
+                    "account": "chat-biz",
+                    "base_url": "https://api.chat.test",
+                },
+            },
+            plugins=[TwoChannels()],
+            load_entry_points=False,
+            transport=routing_transport(sms, chat),
+            clock=clock,
+            settings=settings,
+            **kw,
+        )
+
+    return make
+
+
+@pytest.fixture
+async def hub(make_hub: Callable[..., Hub], any_store: Store) -> AsyncIterator[Hub]:
+    async with make_hub(any_store) as opened:
+        yield opened
