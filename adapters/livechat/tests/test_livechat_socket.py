@@ -301,3 +301,21 @@ async def test_new_message_event_names_the_session_thread(hub: Hub, app: Any) ->
     assert isinstance(event, MessageReceived)
     assert event.message.thread_key == session_id(visitor)
     assert event.new_conversation
+
+
+async def test_disconnected_session_closes_its_sockets_and_the_visitor_resyncs(
+    hub: Hub, app: Any, channel: LivechatChannel
+) -> None:
+    async with ScriptedVisitor.in_process(app, SITE) as visitor:
+        first = await visitor.say("before")
+        assert channel.disconnect_session(session_id(visitor)) == 1
+        with pytest.raises(SocketClosed) as closed:
+            await visitor.next_frame("never")
+        assert closed.value.code == 1001
+    conversation_id = (await hub.message(first)).conversation_id
+    reply = await hub.reply(conversation_id, "while you were away")
+    await hub.drain(timeout=5)
+    async with ScriptedVisitor.in_process(
+        app, SITE, token=visitor.token, session=visitor.session, since=first
+    ) as again:
+        assert [m["id"] for m in await again.history()] == [reply.id]

@@ -55,6 +55,7 @@ MAX_BAD_FRAMES = 20
 """Malformed frames tolerated on one socket before it is closed."""
 
 # Close codes (4000-4999 are for applications).
+CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_OVERLOADED = 1013
@@ -125,7 +126,12 @@ def build_app(channel: LivechatChannel) -> Starlette:
             )
             await _push_history(connection, hello.since)
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_write, websocket, connection)
+
+                async def write_then_stop() -> None:
+                    await _write(websocket, connection)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(write_then_stop)
                 await _read(websocket, connection)
                 tg.cancel_scope.cancel()
         finally:
@@ -136,6 +142,10 @@ def build_app(channel: LivechatChannel) -> Starlette:
                     await channel.accept_typing(connection, False)
         if connection.overflowed:
             await _close(websocket, CLOSE_OVERLOADED, "too_slow", "resync from your last id")
+        elif connection.disconnected:
+            await _close(
+                websocket, CLOSE_GOING_AWAY, "disconnected", "reconnect and resync from your last id"
+            )
 
     async def _push_history(connection: Connection, since: str | None) -> None:
         messages = await channel.history(connection.visitor, since)
@@ -146,11 +156,13 @@ def build_app(channel: LivechatChannel) -> Starlette:
         connection.push({"type": "history", "since": since, "messages": frames})
 
     async def _write(websocket: WebSocket, connection: Connection) -> None:
-        async with connection.inbox:
-            async for text in connection.inbox:
-                await websocket.send_text(text)
-        if connection.overflowed:
-            await _close(websocket, CLOSE_OVERLOADED, "too_slow", "resync from your last id")
+        try:
+            async with connection.inbox:
+                async for text in connection.inbox:
+                    await websocket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            # The visitor went away mid-send; the reader sees the disconnect.
+            return
 
     async def _read(websocket: WebSocket, connection: Connection) -> None:
         frames = TokenBucket(settings.frames_per_second, max(10.0, settings.frames_per_second * 3))

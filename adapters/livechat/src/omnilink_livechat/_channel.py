@@ -128,6 +128,7 @@ class Connection:
     last_seen: float = field(default_factory=anyio.current_time)
     typing: bool = False
     overflowed: bool = False
+    disconnected: bool = False
     outbox: MemoryObjectSendStream[str] = field(init=False)
     inbox: MemoryObjectReceiveStream[str] = field(init=False)
 
@@ -149,6 +150,11 @@ class Connection:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             return False
         return True
+
+    def disconnect(self) -> None:
+        """Close the socket from the server side once queued frames are written."""
+        self.disconnected = True
+        self.outbox.close()
 
 
 OfflineEmailHandler = Callable[[str, str], Awaitable[object]]
@@ -239,9 +245,10 @@ class LivechatChannel(Channel):
         return build_app(self)
 
     async def aclose(self) -> None:
-        for connections in list(self._sessions.values()):
-            for connection in list(connections):
-                connection.outbox.close()
+        for session_id in list(self._sessions):
+            self.disconnect_session(session_id)
+        if self._notifier is not None:
+            await self._notifier.aclose()
 
     # ------------------------------------------------------------------ helpdesk-facing
 
@@ -258,6 +265,13 @@ class LivechatChannel(Channel):
     def is_online(self, session_id: str) -> bool:
         """Whether a visitor socket of this chat session is connected to this process."""
         return bool(self._sessions.get(session_id))
+
+    def disconnect_session(self, session_id: str) -> int:
+        """Close the session's sockets (the widget reconnects and resyncs); returns how many."""
+        connections = list(self._sessions.get(session_id, ()))
+        for connection in connections:
+            connection.disconnect()
+        return len(connections)
 
     def online_sessions(self) -> list[str]:
         """Chat sessions with a visitor connected to this process."""

@@ -126,8 +126,7 @@
   var compose = el("form", { class: "compose", "aria-label": "Write a message" });
   var inputLabel = el("label", { for: "olc-input", class: "visually-hidden" }, "Message");
   var input = el("textarea", { id: "olc-input", rows: "1", placeholder: "Write a message…", maxlength: "4000", autocomplete: "off" });
-  var fileLabel = el("label", { class: "attach", for: "olc-file", title: "Attach a file" }, "📎");
-  fileLabel.appendChild(el("span", { class: "visually-hidden" }, "Attach a file"));
+  var fileLabel = el("label", { class: "attach", for: "olc-file", title: "Attach a file" }, "File");
   var fileInput = el("input", { id: "olc-file", type: "file", class: "visually-hidden", accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain" });
   var sendButton = el("button", { type: "submit", class: "send" }, "Send");
   compose.appendChild(inputLabel);
