@@ -1,0 +1,118 @@
+"""Several processes on one PostgreSQL: a reply dispatched by one worker reaches a visitor whose
+socket is held by another, through LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import Process
+from livechat_support import SITE, livechat_config
+
+from omnilink import DeliveryStatus, Hub, PostgresStore
+from omnilink_livechat import _plugin as livechat_plugin
+from omnilink_livechat.testing import ScriptedVisitor
+
+POSTGRES_DSN = os.environ.get("OMNILINK_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+HERE = Path(__file__).parent
+
+pytestmark = [pytest.mark.postgres, pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
+
+
+@pytest.fixture
+def livechat_pg_dsn() -> Iterator[str]:
+    """A DSN whose search_path is a fresh schema (dropped afterwards); skipped without a server
+    unless CI is set."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    try:
+        conn = psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_DSN}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_DSN}: {exc}")
+    schema = f"livechat_test_{uuid.uuid4().hex[:12]}"
+    with conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield make_conninfo(POSTGRES_DSN, options=f"-c search_path={schema}")
+        finally:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def _schema_ready(dsn: str) -> None:
+    # Open once so migrations run before two processes race to create the schema.
+    store = PostgresStore(dsn, max_size=1)
+    await store.open()
+    await store.aclose()
+
+
+async def _read_port(process: Process) -> str:
+    assert process.stdout is not None
+    seen = b""
+    while b"\n" not in seen:
+        seen += await process.stdout.receive()
+    return seen.split(b"\n", 1)[0].decode().strip()
+
+
+@pytest.fixture
+async def workers(livechat_pg_dsn: str) -> AsyncIterator[tuple[str, list[str]]]:
+    """Two server processes: one that holds sockets only, one that also dispatches replies."""
+    await _schema_ready(livechat_pg_dsn)
+    notify_channel = f"livechat_{uuid.uuid4().hex[:12]}"
+    processes: list[Process] = []
+    urls: list[str] = []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    script = str(HERE / "livechat_server_process.py")
+    try:
+        for dispatch in ("0", "1"):
+            command = [sys.executable, script, livechat_pg_dsn, notify_channel, dispatch]
+            processes.append(await anyio.open_process(command, stdout=subprocess.PIPE, env=env))
+        for process in processes:
+            with anyio.fail_after(30):
+                port = await _read_port(process)
+            assert port.isdigit(), f"worker did not start (exit code {process.returncode})"
+            urls.append(f"ws://127.0.0.1:{port}/channels/livechat/ws")
+        yield notify_channel, urls
+    finally:
+        with anyio.CancelScope(shield=True):
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                with anyio.move_on_after(10):
+                    await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+                await process.aclose()
+
+
+async def test_reply_dispatched_by_one_worker_reaches_a_visitor_on_another(
+    livechat_pg_dsn: str, workers: tuple[str, list[str]]
+) -> None:
+    notify_channel, (socket_worker, _dispatch_worker) = workers
+    # The helpdesk's own process: it enqueues the reply; a worker dispatches it.
+    helpdesk = Hub(
+        store=PostgresStore(livechat_pg_dsn, max_size=2),
+        channels={"livechat": livechat_config(notify_dsn=livechat_pg_dsn, notify_channel=notify_channel)},
+        plugins=[livechat_plugin],
+        load_entry_points=False,
+        dispatch=False,
+    )
+    async with helpdesk, ScriptedVisitor.connect(socket_worker, SITE) as visitor:
+        server_id = await visitor.say("hello from process one", timeout=10)
+        message = await helpdesk.message(server_id)
+        reply = await helpdesk.reply(message.conversation_id, "answered from another process")
+        pushed = await visitor.agent_message(timeout=15)
+        assert pushed["text"] == "answered from another process"
+        assert pushed["id"] == reply.id
+        with anyio.fail_after(10):
+            while (await helpdesk.message(reply.id)).status is not DeliveryStatus.DELIVERED:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
