@@ -19,6 +19,7 @@ from omnilink import (
     Channel,
     ChannelContext,
     ContentError,
+    HtmlPart,
     InboundDelivery,
     InboundMessage,
     MediaCapabilities,
@@ -32,6 +33,7 @@ from omnilink import (
     SendContext,
     SendResult,
     SignatureError,
+    TextPart,
     WebhookError,
     WebhookRequest,
     WebhookResponse,
@@ -122,6 +124,7 @@ class EmailChannel(Channel):
         smtp = self.config.smtp
         if smtp is None:
             raise PermanentSendError("the email channel has no SMTP server configured", channel=self.name)
+        outbound = await self._with_original_parts(outbound)
         attachments = {
             part.url: await self._attachment(part) for part in outbound.parts if isinstance(part, MediaPart)
         }
@@ -156,6 +159,27 @@ class EmailChannel(Channel):
             channel=self.name,
         )
         return SendResult(provider_message_id=message_id, details={"smtp_reply": reply[:200]})
+
+    async def _with_original_parts(self, outbound: OutboundMessage) -> OutboundMessage:
+        """The outbound piece with the message's own HTML parts.
+
+        The core planner hands HTML to ``markup="html"`` channels as the source inside a
+        TextPart, which would make us send HTML source as plain text. Email never splits
+        (``text_max`` is None), so the stored message's parts are exactly this piece's content:
+        use them, and so keep the text/HTML alternative the author wrote.
+        """
+        if outbound.part_index != 0 or not any(isinstance(p, TextPart) for p in outbound.parts):
+            return outbound
+        try:
+            history = await self.context.thread_messages(outbound.account, outbound.thread_key, 50)
+        except Exception:  # the lookup is an improvement only; never fail a send over it
+            self.context.log.debug("could not load the message for its HTML parts", exc_info=True)
+            return outbound
+        original = next((m for m in reversed(history) if m.id == outbound.message_id), None)
+        if original is None or not any(isinstance(p, HtmlPart) for p in original.parts):
+            return outbound
+        parts = tuple(p for p in original.parts if isinstance(p, TextPart | HtmlPart | MediaPart))
+        return outbound.model_copy(update={"parts": parts})
 
     async def _attachment(self, part: MediaPart) -> bytes:
         limit = self.config.max_attachment_bytes

@@ -261,10 +261,12 @@ def _delivery(
             errors.append(f"{recipient}: {detail}" if recipient else detail)
     if "failed" in actions:
         status = DeliveryStatus.FAILED
-    elif actions and all(a == "delivered" for a in actions):
+    elif actions and all(a in ("delivered", "expanded") for a in actions):
         status = DeliveryStatus.DELIVERED
+    elif actions and all(a in ("delivered", "expanded", "relayed") for a in actions):
+        status = DeliveryStatus.SENT  # relayed onward to a system that sends no reports
     else:
-        return None  # "delayed", "relayed", "expanded": nothing final to record
+        return None  # "delayed": nothing final to record; kept as an automatic message
     error = "; ".join(e for e in errors if e) or None if status is DeliveryStatus.FAILED else None
     return InboundDelivery(
         account=account, status=status, provider_message_id=original, error=error, at=at, raw=summary
@@ -279,9 +281,10 @@ def parse_inbound(
     reply_prefix: str = "reply",
     received_at: datetime | None = None,
 ) -> InboundMessage | InboundDelivery:
-    """Parse a raw message; a delivery-status report about one of our messages becomes an
-    ``InboundDelivery`` (``failed`` → FAILED, ``delivered`` → DELIVERED), anything else an
-    ``InboundMessage`` (see ``parse_message``).
+    """Parse a raw message; a delivery-status report (RFC 3464) about one of our messages
+    becomes an ``InboundDelivery`` (Action ``failed`` → FAILED, ``delivered``/``expanded`` →
+    DELIVERED, ``relayed`` → SENT), anything else an ``InboundMessage`` (see
+    ``parse_message``); a ``delayed`` report stays an automatic message.
     """
     return _guarded(raw, account, token_secret, reply_prefix, received_at, detect_delivery=True)
 
