@@ -49,8 +49,8 @@ _URL = re.compile(
     rf"|(?<![\w@＠$#＃.\-/:])(?:{_LABEL}\.)+{_TLD}(?![\w@＠-])(?::\d{{1,5}})?{_PATH}?",
     re.IGNORECASE,
 )
+_DOTTED_TOKEN = re.compile(r"(?<!\S)[^\s.]*\.\S*")
 
-_GRAPHEME = regex.compile(r"\X")
 _EMOJI_START = regex.compile(
     r"\p{Emoji_Presentation}"
     r"|\p{Extended_Pictographic}(?=[\uFE0F\u200D\U0001F3FB-\U0001F3FF])"
@@ -58,25 +58,28 @@ _EMOJI_START = regex.compile(
 )
 
 
-def _code_point_weight(char: str) -> int:
-    cp = ord(char)
-    if cp <= 0x10FF or 0x2000 <= cp <= 0x200D or 0x2010 <= cp <= 0x201F or 0x2032 <= cp <= 0x2037:
-        return 1
-    return 2
+# Code points that weigh 2 (outside the v3 ranges that weigh 1).
+_HEAVY = re.compile("[^\u0000-\u10ff\u2000-\u200d\u2010-\u201f\u2032-\u2037]")
+# Grapheme clusters that may be emoji: they start with a pictograph, a regional indicator, or
+# are a keycap sequence. Searching only from such starts keeps plain text off the slow path.
+_EMOJI_CANDIDATE = regex.compile(
+    r"(?=\p{Extended_Pictographic}|\p{Emoji_Presentation}|[0-9#*]\uFE0F?\u20E3)\X"
+)
+
+
+def _code_points_weight(text: str) -> int:
+    return len(text) + len(_HEAVY.findall(text))
 
 
 def _plain_weight(text: str) -> int:
     """Weight of text that holds no URL: emoji clusters count 2, other code points by range."""
     if text.isascii():
         return len(text)
-    total = 0
-    for cluster in _GRAPHEME.findall(text):
-        if len(cluster) == 1:
-            total += _code_point_weight(cluster)
-        elif _EMOJI_START.match(cluster):
-            total += EMOJI_WEIGHT
-        else:
-            total += sum(_code_point_weight(c) for c in cluster)
+    total = _code_points_weight(text)
+    for match in _EMOJI_CANDIDATE.finditer(text):
+        cluster = match.group()
+        if _EMOJI_START.match(cluster):
+            total += EMOJI_WEIGHT - _code_points_weight(cluster)
     return total
 
 
@@ -84,7 +87,14 @@ def find_urls(text: str) -> list[tuple[int, int]]:
     """The ``(start, end)`` spans of the URLs our matcher finds in ``text`` (not normalised)."""
     if "." not in text:
         return []
-    return [m.span() for m in _URL.finditer(text)]
+    # A URL never contains whitespace and may follow it, so matching inside each
+    # whitespace-delimited token that holds a dot finds exactly what matching the whole
+    # text would, while skipping the plain words.
+    spans: list[tuple[int, int]] = []
+    for token in _DOTTED_TOKEN.finditer(text):
+        base = token.start()
+        spans.extend((base + m.start(), base + m.end()) for m in _URL.finditer(token.group()))
+    return spans
 
 
 def weighted_length(text: str) -> int:
