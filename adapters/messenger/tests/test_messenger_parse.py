@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import PAGE, Clock, make_fake
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omnilink import (
@@ -350,6 +350,7 @@ def _expected_keys(events: list[FakeEvent]) -> list[tuple[str, ...]]:
 
 
 @given(batch=batches(), redeliver=st.integers(1, 3))
+@settings(max_examples=30)  # up to 400 events per example: slow
 def test_random_shuffled_redelivered_batches_parse_every_event_once(
     batch: tuple[FakeGraphAPI, list[list[FakeEvent]], list[FakeEvent], int], redeliver: int
 ) -> None:
