@@ -86,3 +86,8 @@ def test_json_bodies_sign_the_url_with_its_body_hash() -> None:
     assert verify_twilio_signature(TOKEN, url, None, signature)
     assert not verify_body_hash(url, body + b" ")
     assert not verify_body_hash("https://hd.example/webhooks/sms/twilio/inbound", body)
+
+
+def test_malformed_urls_are_refused_not_raised() -> None:
+    assert not verify_twilio_signature(TOKEN, "https://mycompany:com/x", PARAMS, EXPECTED)
+    assert not verify_twilio_signature(TOKEN, "https://[::1/x", PARAMS, EXPECTED)

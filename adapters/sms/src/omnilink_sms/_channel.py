@@ -391,7 +391,10 @@ class SmsChannel(Channel):
 
     def signed_url(self, request: WebhookRequest) -> str:
         """The URL Twilio requested, as it signed it (public URL, forwarded headers, or as received)."""
-        parts = urlsplit(request.url)
+        try:
+            parts = urlsplit(request.url)
+        except ValueError as exc:
+            raise PayloadError(f"unreadable request URL {request.url!r}", channel=self.name) from exc
         query = f"?{parts.query}" if parts.query else ""
         if self.config.public_url:
             return self.config.public_url.rstrip("/") + request.path + query

@@ -54,9 +54,13 @@ def twilio_signature(auth_token: str, url: str, params: Params | None = None) ->
 
 def url_variants(url: str) -> list[str]:
     """``url`` as given, plus the same URL with its default port added or removed."""
-    parts = urlsplit(url)
-    default = _DEFAULT_PORTS.get(parts.scheme.lower())
     variants = [url]
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a malformed URL is only ever compared as given
+        return variants
+    default = _DEFAULT_PORTS.get(parts.scheme.lower())
     if default is None or not parts.hostname:
         return variants
     host = parts.hostname
@@ -64,9 +68,9 @@ def url_variants(url: str) -> list[str]:
         host = f"[{host}]"
     userinfo = parts.netloc.rpartition("@")[0]
     prefix = f"{userinfo}@" if userinfo else ""
-    if parts.port is None:
+    if port is None:
         other = f"{prefix}{host}:{default}"
-    elif parts.port == default:
+    elif port == default:
         other = f"{prefix}{host}"
     else:
         return variants
@@ -95,7 +99,10 @@ def verify_body_hash(url: str, body: bytes) -> bool:
     """For JSON requests: the ``bodySHA256`` query parameter matches the body."""
     from urllib.parse import parse_qsl
 
-    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    try:
+        query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    except ValueError:
+        return False
     claimed = query.get("bodySHA256")
     if claimed is None:
         return False
