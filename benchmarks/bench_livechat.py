@@ -173,7 +173,7 @@ async def _connect(url: str, index: int, omnilink: bool) -> Client:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def measure(kind: str, connections: int, samples: int) -> dict[str, float]:
@@ -260,8 +260,9 @@ async def main(connections: int, samples: int, budget: float) -> None:
                 f"  p99 {r['p99_ms']:.2f} ms  mean {r['mean_ms']:.2f} ms"
             )
     base, ours = results["baseline"], results["omnilink"]
+    memory = ours["kib_per_conn"] / max(base["kib_per_conn"], 0.1)
     print(
-        f"  ratio omnilink/baseline: memory per connection x{ours['kib_per_conn'] / max(base['kib_per_conn'], 0.1):.1f},"
+        f"  ratio omnilink/baseline: memory per connection x{memory:.1f},"
         f" latency p50 x{ours['p50_ms'] / base['p50_ms']:.1f}, p99 x{ours['p99_ms'] / base['p99_ms']:.1f}"
     )
 
