@@ -113,12 +113,8 @@ class SmsChannel(Channel):
         super().__init__(config, context)
         self.config = config
         self.capabilities = sms_capabilities(config.media_max_bytes_by_type)
-        self._senders: dict[str, SmsSender] = {}
-        for sender in config.senders:
-            if sender.number is not None:
-                number = to_e164(sender.number, config.default_region, channel=context.name)
-                sender = sender.model_copy(update={"number": number})
-            self._senders[sender.account] = sender
+        # SmsConfig already holds every number in E.164.
+        self._senders: dict[str, SmsSender] = {sender.account: sender for sender in config.senders}
         self._concat_lock = anyio.Lock()
 
     # ------------------------------------------------------------------ addresses

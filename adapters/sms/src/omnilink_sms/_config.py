@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+
+from omnilink import AddressError
+
+from ._phone import to_e164
 
 __all__ = ["SmsConfig", "SmsSender", "TwilioSettings", "VonageSettings"]
 
@@ -73,6 +77,8 @@ class SmsSender(_Settings):
 class SmsConfig(_Settings):
     """Settings of the ``sms`` channel."""
 
+    default_region: str | None = None
+    """ISO country code (``US``, ``DE`` …) for numbers written without ``+country``."""
     senders: tuple[SmsSender, ...] = Field(min_length=1)
     """Business numbers and messaging services; each is one ``account``."""
     default_sender: str | None = None
@@ -80,8 +86,6 @@ class SmsConfig(_Settings):
     senders are configured)."""
     twilio: TwilioSettings | None = None
     vonage: VonageSettings | None = None
-    default_region: str | None = None
-    """ISO country code (``US``, ``DE`` …) for numbers written without ``+country``."""
     public_url: str | None = None
     """This channel's public webhook base (e.g. ``https://hd.example/webhooks/sms``); overrides
     the Hub's public URL when a proxy rewrites paths. Twilio signs the URL it requested."""
@@ -107,8 +111,34 @@ class SmsConfig(_Settings):
     message and transcodes images; for other kinds US carriers accept 0.6-1.5 MB, and Twilio
     recommends at most 600 KB."""
 
+    @field_validator("senders")
+    @classmethod
+    def _numbers_in_e164(cls, senders: tuple[SmsSender, ...], info: ValidationInfo) -> tuple[SmsSender, ...]:
+        region = info.data.get("default_region")
+        out = []
+        for sender in senders:
+            if sender.number is not None:
+                try:
+                    sender = sender.model_copy(update={"number": to_e164(sender.number, region)})
+                except AddressError as exc:
+                    raise ValueError(str(exc)) from exc
+            out.append(sender)
+        accounts = [s.account for s in out]
+        if len(set(accounts)) != len(accounts):
+            raise ValueError(f"a sender is configured twice: {accounts}")
+        return tuple(out)
+
     @model_validator(mode="after")
     def _providers_configured(self) -> SmsConfig:
+        if self.default_sender is not None:
+            wanted = self.default_sender
+            if not wanted.startswith("MG"):
+                try:
+                    wanted = to_e164(wanted, self.default_region)
+                except AddressError as exc:
+                    raise ValueError(f"default_sender: {exc}") from exc
+            if wanted not in {s.account for s in self.senders}:
+                raise ValueError(f"default_sender {self.default_sender!r} is not one of the senders")
         for sender in self.senders:
             if sender.provider == "twilio" and self.twilio is None:
                 raise ValueError(f"sender {sender.account} uses twilio but no twilio settings are given")
