@@ -191,3 +191,33 @@ async def test_revoked_oauth2_token_pauses_dispatch_with_a_health_event() -> Non
                     break
         assert event.state.value == "credentials_invalid"
         assert fake.sent_dms == []
+
+
+@pytest.mark.anyio
+async def test_real_http_to_the_served_fake_with_x_hostnames_redirected() -> None:
+    from omnilink._http import RedirectTransport
+
+    fake = FakeX()
+    async with fake.serve() as url:
+        hub = Hub(
+            store=MemoryStore(),
+            channels={"twitter": TwitterKit().channel_config([fake])},
+            transport=RedirectTransport({host: url for host in fake.hosts}),
+        )
+        async with hub:
+            first = fake.customer_dm(CUSTOMER, "over a real socket")
+            await hub.handle_webhook("twitter", fake.dm_webhook(first))
+            [conversation] = await hub.conversations()
+            message = await hub.reply(conversation.id, "answered over a real socket")
+            await hub.drain()
+            assert (await hub.message(message.id)).status is DeliveryStatus.SENT
+    assert fake.sent_texts == ["answered over a real socket"]
+
+
+def test_public_names_are_sorted_and_exported() -> None:
+    import omnilink_twitter
+    import omnilink_twitter.testing
+
+    for module in (omnilink_twitter, omnilink_twitter.testing):
+        assert list(module.__all__) == sorted(module.__all__)
+        assert all(hasattr(module, name) for name in module.__all__)

@@ -128,6 +128,7 @@ class FakeX(FakeProvider):
     """A fake of the X API v2 for one account of ours (``settings.user_id``) and its customers."""
 
     hosts = ("api.x.com", "api.twitter.com", "pbs.twimg.com", "video.twimg.com", "files.example")
+    api_hosts = ("api.x.com", "api.twitter.com")
 
     def __init__(self, settings: FakeXSettings | None = None, **kw: Any) -> None:
         super().__init__(**kw)
@@ -145,6 +146,8 @@ class FakeX(FakeProvider):
         self.sent_texts: list[str] = []
         """Texts of every DM and post the fake accepted from us, in order."""
         self.usage_capped = False
+        self.public_url = "https://helpdesk.example"
+        """Where the Hub receives webhooks; deliveries are addressed to ``<public_url>/webhooks/twitter``."""
         self.oauth2_tokens: set[str] = set()
         self.refresh_token: str | None = None
         self.refresh_count = 0
@@ -224,7 +227,7 @@ class FakeX(FakeProvider):
     # ----------------------------------------------------------------------- webhooks
 
     def webhook_url(self) -> str:
-        return "https://helpdesk.example/webhooks/twitter"
+        return f"{self.public_url.rstrip('/')}/webhooks/twitter"
 
     def signed_request(
         self, payload: dict[str, Any], *, url: str | None = None, secret: str | None = None
@@ -373,15 +376,24 @@ class FakeX(FakeProvider):
         form = None
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             form = body.decode()
-        checked = _SignedRequest(
-            http_method=request.method,
-            uri=str(request.url),
-            params=oauth_signature.collect_parameters(
-                uri_query=request.url.query, body=form, headers={"Authorization": header}
-            ),
-            signature=oauth_utils.unescape(params.get("oauth_signature", "")),
+        collected = oauth_signature.collect_parameters(
+            uri_query=request.url.query, body=form, headers={"Authorization": header}
         )
-        if not oauth_signature.verify_hmac_sha1(cast(Any, checked), s.consumer_secret, s.access_token_secret):
+        signed = oauth_utils.unescape(params.get("oauth_signature", ""))
+        # The client signed the URL it asked for: ours, or X's own when a test or the demo
+        # redirects X's hosts to this fake on 127.0.0.1.
+        query = f"?{request.url.query}" if request.url.query else ""
+        candidates = [str(request.url)] + [
+            f"https://{host}{request.url.path}{query}" for host in self.api_hosts
+        ]
+        if not any(
+            oauth_signature.verify_hmac_sha1(
+                cast(Any, _SignedRequest(request.method, uri, collected, signed)),
+                s.consumer_secret,
+                s.access_token_secret,
+            )
+            for uri in candidates
+        ):
             return self._problem(401, "Unauthorized", "Unauthorized")
         self._nonces.add(nonce)
         return None

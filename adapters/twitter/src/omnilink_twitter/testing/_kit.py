@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from omnilink import DeliveryStatus, WebhookRequest
@@ -18,12 +17,19 @@ class TwitterKit(AdapterKit):
 
     channel = "twitter"
 
+    customers = 100
+    """Customer ids ``customer_address(0 … customers-1)`` exist at the fake and accept DMs."""
+
     def make_fakes(self) -> Sequence[FakeProvider]:
-        return [FakeX()]
+        fake = FakeX()
+        for index in range(self.customers):
+            fake.add_user(self.customer_address(index))
+        return [fake]
 
     def fake(self, fakes: Sequence[FakeProvider]) -> FakeX:
         found = next((f for f in fakes if isinstance(f, FakeX)), None)
         assert found is not None, "no FakeX among the fakes"
+        found.public_url = self.public_url
         return found
 
     def channel_config(self, fakes: Sequence[FakeProvider]) -> dict[str, Any]:
@@ -48,7 +54,7 @@ class TwitterKit(AdapterKit):
             sender_id=sender,
             conversation_id=dm_conversation_id(sender, fake.settings.user_id),
             text=text,
-            created_at=fake.now() - timedelta(seconds=1),
+            created_at=fake.now(),
         )
         return event
 
