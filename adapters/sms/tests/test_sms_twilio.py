@@ -439,3 +439,22 @@ async def test_get_webhooks_are_verified_over_the_url() -> None:
         assert (await hub.handle_webhook("sms", tampered)).status == 403
         (message,) = await hub.messages(await only_conversation(hub))
         assert message.text == "by GET"
+
+
+async def test_hub_asgi_app_routes_twilio_webhooks_to_the_channel() -> None:
+    import httpx
+
+    fake = fake_twilio()
+    async with open_hub(twilio_config(fake), fake) as hub:
+        signed = fake.customer_message(CUSTOMER, body="through ASGI")
+        transport = httpx.ASGITransport(app=hub.asgi_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://10.0.0.7:8000") as client:
+            response = await client.post("/webhooks/sms/twilio/inbound", content=signed.body,
+                                         headers=dict(signed.headers))  # fmt: skip
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/xml")
+            forged = await client.post("/webhooks/sms/twilio/inbound", content=signed.body + b"&x=1",
+                                       headers=dict(signed.headers))  # fmt: skip
+            assert forged.status_code == 403
+        (message,) = await hub.messages(await only_conversation(hub))
+        assert message.text == "through ASGI"
