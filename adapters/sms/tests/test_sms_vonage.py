@@ -215,3 +215,18 @@ async def test_twilio_and_vonage_senders_share_one_channel() -> None:
         await hub.drain()
         assert [r["text"] for r in vonage.sent] == ["via vonage"]
         assert [r["body"] for r in twilio.sent] == ["via twilio"]
+
+
+async def test_binary_sms_is_kept_as_an_unknown_part() -> None:
+    from omnilink import UnknownPart
+
+    fake = fake_vonage()
+    async with open_hub(vonage_config(fake), fake) as hub:
+        (request,) = fake.customer_message(CUSTOMER, text="x")
+        body = request.body.replace(b'"type": "text"', b'"type": "binary", "data": "0A0B", "udh": "050003"')
+        assert (await fake.deliver(replace(request, body=body))).status == 204
+        (conversation,) = await hub.conversations()
+        (message,) = await hub.messages(conversation.id)
+        assert message.parts == (
+            UnknownPart(provider_type="vonage.binary", data={"data": "0A0B", "udh": "050003"}),
+        )

@@ -39,6 +39,7 @@ from omnilink import (
     SendResult,
     SignatureError,
     TextPart,
+    UnknownPart,
     WebhookError,
     WebhookRequest,
     WebhookResponse,
@@ -630,7 +631,7 @@ class SmsChannel(Channel):
                 thread_key=customer,
                 sender=customer,
                 provider_message_id=provider_id,
-                parts=(TextPart(text=text),),
+                parts=(_vonage_part(params, text),),
                 sent_at=sent_at,
                 raw=raw,
             )
@@ -681,6 +682,14 @@ class SmsChannel(Channel):
         text = "".join(p["text"] for p in ordered)
         raw: dict[str, Any] = {**params, "text": text, "concat-ids": [p["id"] for p in ordered]}
         return text, ordered[0]["id"], raw
+
+
+def _vonage_part(params: dict[str, str], text: str) -> Part:
+    if params.get("type") == "binary":
+        # A binary SMS (ringtones, WAP push …): kept for audit, not shown as text.
+        data = {k: params[k] for k in ("data", "udh", "protocol-id") if k in params}
+        return UnknownPart(provider_type="vonage.binary", data=data)
+    return TextPart(text=text)
 
 
 def _plus(digits: str) -> str:
