@@ -69,10 +69,10 @@ def batches(start: int, count: int) -> Iterator[list[Message]]:
 # --------------------------------------------------------------------------- omnilink store
 
 
-async def store_write(store: SQLiteStore, start: int, count: int) -> float:
-    """Seconds to write ``count`` events through the store."""
+async def store_write(store: SQLiteStore, start: int, count: int) -> tuple[float, float]:
+    """Wall-clock and CPU seconds to write ``count`` events through the store."""
     todo = list(batches(start, count))  # built outside the clock, like the baseline's
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for batch in todo:
 
         def fn(tx: Transaction, batch: list[Message] = batch) -> None:
@@ -82,7 +82,7 @@ async def store_write(store: SQLiteStore, start: int, count: int) -> float:
                     tx.insert_message(m)
 
         await store.run(fn)
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
 # --------------------------------------------------------------------------- bare sqlite3
@@ -114,9 +114,9 @@ def bare_connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-def bare_write(conn: sqlite3.Connection, start: int, count: int) -> float:
+def bare_write(conn: sqlite3.Connection, start: int, count: int) -> tuple[float, float]:
     todo = list(batches(start, count))
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for batch in todo:
         conn.execute("BEGIN IMMEDIATE")
         for m in batch:
@@ -138,7 +138,7 @@ def bare_write(conn: sqlite3.Connection, start: int, count: int) -> float:
                 )
                 conn.execute(INDEX, (m.channel, m.account, m.provider_message_id, m.id))
         conn.execute("COMMIT")
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
 # --------------------------------------------------------------------------- main
@@ -147,13 +147,14 @@ def bare_write(conn: sqlite3.Connection, start: int, count: int) -> float:
 async def main(sizes: list[int], window: int, rounds: int, synchronous: str, directory: str | None) -> None:
     print(f"SQLite {sqlite3.sqlite_version}, WAL, synchronous={synchronous}, {BATCH} events per transaction,")
     print(f"events spread over {THREADS} conversations; at each size, {rounds} alternating rounds of")
-    print(f"{window} events per side, median reported\n")
-    print(f"{'stored':>9}  {'SQLiteStore µs/event':>21}  {'bare sqlite3 µs/event':>22}  {'ratio':>6}")
+    print(f"{window} events per side; medians in µs per event (wall clock, and CPU of the process)\n")
+    print(f"{'stored':>8}  {'store wall':>10}  {'bare wall':>9}  {'ratio':>5}", end="")
+    print(f"  {'store CPU':>9}  {'bare CPU':>8}  {'ratio':>5}")
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         store = SQLiteStore(Path(tmp) / "store.sqlite3", synchronous=synchronous)  # type: ignore[arg-type]
         bare = bare_connect(Path(tmp) / "bare.sqlite3", synchronous)
         stored = 0
-        figures: list[tuple[float, float]] = []
+        figures: list[tuple[float, float, float, float]] = []
         async with store:
             for size in sizes:
                 # Grow both databases to ``size`` (not timed), then time alternating windows.
@@ -161,21 +162,29 @@ async def main(sizes: list[int], window: int, rounds: int, synchronous: str, dir
                     await store_write(store, stored, size - stored)
                     bare_write(bare, stored, size - stored)
                     stored = size
-                ours_runs, base_runs = [], []
+                ours: list[tuple[float, float]] = []
+                base: list[tuple[float, float]] = []
                 for _ in range(rounds):
-                    ours_runs.append(await store_write(store, stored, window) / window * 1e6)
-                    base_runs.append(bare_write(bare, stored, window) / window * 1e6)
+                    ours.append(await store_write(store, stored, window))
+                    base.append(bare_write(bare, stored, window))
                     stored += window
-                ours, base = statistics.median(ours_runs), statistics.median(base_runs)
-                figures.append((ours, base))
-                print(f"{size:>9}  {ours:>21.1f}  {base:>22.1f}  {ours / base:>5.2f}x")
+                row = tuple(
+                    statistics.median(run[k] for run in runs) / window * 1e6
+                    for k in (0, 1)
+                    for runs in (ours, base)
+                )
+                ow, bw, oc, bc = row
+                figures.append((ow, bw, oc, bc))
+                print(f"{size:>8}  {ow:>10.1f}  {bw:>9.1f}  {ow / bw:>4.2f}x", end="")
+                print(f"  {oc:>9.1f}  {bc:>8.1f}  {oc / bc:>4.2f}x")
             count = await store.run(lambda tx: tx.count_messages())
         bare.close()
-    (first_ours, first_base), (last_ours, last_base) = figures[0], figures[-1]
+    first, last = figures[0], figures[-1]
     print(f"\n{count} messages stored by SQLiteStore at the end, in {directory or tempfile.gettempdir()}")
     print(
-        f"growth {sizes[0]} -> {sizes[-1]}: SQLiteStore x{last_ours / first_ours:.2f},"
-        f" bare sqlite3 x{last_base / first_base:.2f} (1.00 = flat)"
+        f"growth {sizes[0]} -> {sizes[-1]} (1.00 = flat): store wall x{last[0] / first[0]:.2f},"
+        f" bare wall x{last[1] / first[1]:.2f}, store CPU x{last[2] / first[2]:.2f},"
+        f" bare CPU x{last[3] / first[3]:.2f}"
     )
 
 

@@ -1007,3 +1007,45 @@ def test_two_processes_never_claim_the_same_outbox_row_or_inbound_key(pg_dsn: st
     assert not set(first["outbox"]) & set(second["outbox"])
     assert sorted(first["outbox"] + second["outbox"]) == sorted(r.id for r in rows)
     assert sorted(first["inbound"] + second["inbound"]) == list(range(inbound_keys))
+
+
+# --------------------------------------------------------------------------- migrations & packaging
+
+
+def test_pending_migrations_apply_in_order_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    from omnilink._store._migrations import MIGRATIONS, Migration, migrate
+    from omnilink._store._sql import SQLITE
+
+    extra = Migration(LATEST_VERSION + 1, "test: notes", {"sqlite": ("CREATE TABLE notes (body TEXT)",)})
+    conn = sqlite3.connect(tmp_path / "m.sqlite3", isolation_level=None)
+    try:
+        assert migrate(conn.cursor(), SQLITE) == LATEST_VERSION
+        assert migrate(conn.cursor(), SQLITE, (*MIGRATIONS, extra)) == LATEST_VERSION + 1
+        assert migrate(conn.cursor(), SQLITE, (*MIGRATIONS, extra)) == LATEST_VERSION + 1
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == [*range(1, LATEST_VERSION + 1), LATEST_VERSION + 1]
+        conn.execute("INSERT INTO notes VALUES ('applied')")
+        with pytest.raises(StoreError, match="newer"):
+            migrate(conn.cursor(), SQLITE)
+    finally:
+        conn.close()
+
+
+def test_postgres_store_without_psycopg_raises_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from omnilink import ConfigurationError
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ConfigurationError, match="omnilink-core\\[postgres\\]"):
+        PostgresStore(DEFAULT_PG_DSN)
+
+
+def test_omnilink_imports_without_psycopg() -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None; sys.modules['psycopg_pool'] = None\n"
+        "import omnilink, omnilink._store\n"
+        "assert omnilink._store.PostgresStore is not None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -385,14 +385,12 @@ class SQLTransaction:
 
     def _index_provider_ids(self, m: Message) -> None:
         # Provider ids are only ever added: once a message went out under an id, it did.
-        ids = list(dict.fromkeys(p for p in (m.provider_message_id, *m.provider_ids) if p is not None))
-        if ids:
-            self._cur.executemany(
-                self._d.sql(
-                    "INSERT INTO message_provider_ids (channel, account, provider_id, message_id)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                ),
-                [(m.channel, m.account, p, m.id) for p in ids],
+        ids = dict.fromkeys(p for p in (m.provider_message_id, *m.provider_ids) if p is not None)
+        for provider_id in ids:
+            self._x(
+                "INSERT INTO message_provider_ids (channel, account, provider_id, message_id)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (m.channel, m.account, provider_id, m.id),
             )
 
     def get_message(self, message_id: str) -> Message | None:
