@@ -123,7 +123,9 @@ def test_numbered_plan_pieces_fit_and_reassemble(text: str) -> None:
 def test_plan_degrades_what_the_channel_cannot_show() -> None:
     caps = Capabilities(text_max=1000, media=MediaCapabilities(max_count=0))
     parts = [
-        HtmlPart(html="<p>Hello <b>there</b></p><script>x()</script><p><a href='https://x.test/a'>link</a></p>"),
+        HtmlPart(
+            html="<p>Hello <b>there</b></p><script>x()</script><p><a href='https://x.test/a'>link</a></p>"
+        ),
         MediaPart(url="https://files.test/a.pdf", content_type="application/pdf", filename="invoice.pdf"),
         QuickRepliesPart(text="Pick one", replies=(QuickReply(title="A", payload="a"),)),
         LocationPart(latitude=48.85, longitude=2.35, name="Office"),
@@ -139,7 +141,13 @@ def test_plan_degrades_what_the_channel_cannot_show() -> None:
     assert "invoice.pdf: https://files.test/a.pdf" in text.text
     assert "1. A" in text.text
     kinds = [d.kind for d in result.degradations]
-    assert kinds == ["html_to_text", "media_to_link", "quick_replies_to_text", "location_to_text", "unknown_dropped"]
+    assert kinds == [
+        "html_to_text",
+        "media_to_link",
+        "quick_replies_to_text",
+        "location_to_text",
+        "unknown_dropped",
+    ]
 
 
 def test_plan_keeps_supported_choices_and_media() -> None:

@@ -88,7 +88,9 @@ def test_nothing_is_loaded_at_import_and_each_host_is_separate() -> None:
 
 def test_every_hook_is_documented_in_code_and_in_docs() -> None:
     guide = (ROOT / "docs" / "plugins.md").read_text()
-    hooks = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("omnilink_")]
+    hooks = [
+        name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("omnilink_")
+    ]
     assert hooks, "no hooks found"
     for name in hooks:
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import _http
 from ._channel import WebhookRequest
@@ -44,8 +45,10 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def _deliver(request: WebhookRequest) -> int:
-    status, body = await _http.post(request.url, request.body, request.headers)
+async def _deliver(hub_url: str, channel: str, request: WebhookRequest) -> int:
+    query = urlsplit(request.url).query
+    url = f"{hub_url}/webhooks/{channel}{request.path}" + (f"?{query}" if query else "")
+    status, body = await _http.post(url, request.body, request.headers)
     if status >= 300:
         raise RuntimeError(f"the Hub refused a webhook: {status} {body[:200]!r}")
     return status
@@ -74,8 +77,10 @@ async def run_demo(database: str = "omnilink-demo.sqlite3", keep: bool = False) 
     for broken in host.broken:
         _say(f"! plugin {broken.name} ({broken.distribution}) is broken: {broken.error}")
     order = [c for c in PREFERRED if c in kits] + sorted(set(kits) - set(PREFERRED))
-    adapters = [c for c in order if c != "loopback"]
-    chosen = adapters[:2] if len(adapters) >= 2 else [*adapters, "loopback"][:2]
+    adapters = [c for c in order if c != "loopback"] or ["loopback"]
+    # The customer moves to a channel the business can write first on (continue_on + reply).
+    starters = [c for c in order if c != adapters[0] and specs[c].capabilities.can_start_conversation]
+    chosen = [adapters[0], (starters or ["loopback"])[0]]
     _say(f"omnilink demo — channels with fakes: {', '.join(order)}; scenario uses {', '.join(chosen)}")
 
     async with contextlib.AsyncExitStack() as stack:
@@ -103,32 +108,38 @@ async def run_demo(database: str = "omnilink-demo.sqlite3", keep: bool = False) 
         late.app = hub.asgi_app()
         _say(f"  hub serving webhooks on {hub_url}/webhooks/<channel>, storing in {path}")
         _say()
-        await _scenario(hub, kits, fakes, chosen)
+        ok = await _scenario(hub, hub_url, kits, fakes, chosen)
     if not keep:
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(f"{path}{suffix}")
-    return 0
+    return 0 if ok else 1
 
 
 async def _scenario(
-    hub: Hub, kits: dict[str, AdapterKit], fakes: dict[str, Sequence[FakeProvider]], chosen: list[str]
-) -> None:
+    hub: Hub,
+    hub_url: str,
+    kits: dict[str, AdapterKit],
+    fakes: dict[str, Sequence[FakeProvider]],
+    chosen: list[str],
+) -> bool:
+    """Run the story; True when the channel switch stayed in one conversation."""
     first, second = chosen[0], chosen[-1]
     ana_first = kits[first].customer_address(1)
     ana_second = kits[second].customer_address(1)
     ben = kits[second].customer_address(2)
 
-    def inbound(channel: str, sender: str, text: str, pid: str) -> WebhookRequest:
-        return kits[channel].inbound_request(
+    async def customer(channel: str, sender: str, text: str, pid: str) -> None:
+        request = kits[channel].inbound_request(
             fakes[channel], sender=sender, text=text, provider_message_id=pid
         )
+        await _deliver(hub_url, channel, request)
 
     _say(f"1. Ana writes on {first}, Ben on {second}")
-    await _deliver(inbound(first, ana_first, "Hi, my order #1234 has not arrived yet.", "demo-1"))
-    await _deliver(inbound(second, ben, "Do you ship to Canada?", "demo-2"))
+    await customer(first, ana_first, "Hi, my order #1234 has not arrived yet.", "demo-1")
+    await customer(second, ben, "Do you ship to Canada?", "demo-2")
     # A provider retry of Ben's message: stored once.
-    await _deliver(inbound(second, ben, "Do you ship to Canada?", "demo-2"))
+    await customer(second, ben, "Do you ship to Canada?", "demo-2")
     conversations = {c.contact_id: c for c in await hub.conversations()}
     ana_conv = next(c for c in conversations.values() if c.last_channel == first and c.threads[0].key)
     ben_conv = next(c for c in conversations.values() if c.id != ana_conv.id)
@@ -146,7 +157,7 @@ async def _scenario(
     await hub.drain()
 
     _say(f"4. Ana answers on {second}: the message joins her conversation")
-    await _deliver(inbound(second, ana_second, "Great, thanks! Please send the tracking number.", "demo-3"))
+    await customer(second, ana_second, "Great, thanks! Please send the tracking number.", "demo-3")
 
     _say("5. Delivery receipts arrive (one late and out of order: ignored)")
     for conv in (ana_conv, ben_conv):
@@ -161,7 +172,7 @@ async def _scenario(
                 )
                 for request in (receipt, late):
                     if request is not None:
-                        await _deliver(request)
+                        await _deliver(hub_url, message.channel, request)
     _say()
     for conv in await hub.conversations():
         await _print_conversation(hub, conv)
@@ -173,7 +184,16 @@ async def _scenario(
         )
         _say(f"First response on {name}: median {first_response} over {stats.conversations} conversation(s)")
     sent = {name: len(kits[name].sent_texts(fakes[name])) for name in chosen}
-    _say("Accepted by the fake providers: " + ", ".join(f"{n}: {k} message(s)" for n, k in sent.items()))
+    _say("Received by the fakes' customers: " + ", ".join(f"{n}: {k} message(s)" for n, k in sent.items()))
+    switched = [
+        m for m in await hub.messages(ana_conv.id) if m.channel == second and m.direction is Direction.INBOUND
+    ]
+    if not switched:
+        _say(f"FAILED: Ana's message on {second} did not join her conversation")
+        return False
+    rule = switched[0].threading.rule if switched[0].threading else "?"
+    _say(f"OK: Ana's conversation spans {first} and {second} ({rule})")
+    return True
 
 
 async def _print_conversation(hub: Hub, conv: Conversation) -> None:

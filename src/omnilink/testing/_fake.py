@@ -152,36 +152,60 @@ class FakeProvider(abc.ABC):
 
 
 @asynccontextmanager
-async def serve_app(app: Any, host: str = "127.0.0.1", *, ready_timeout: float = 10.0) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on ``host`` and a port the OS picks; yields the base URL."""
+async def serve_app(
+    app: Any, host: str = "127.0.0.1", *, ready_timeout: float = 10.0, in_thread: bool | None = None
+) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on ``host`` and a port the OS picks; yields the base URL.
+
+    On asyncio the server runs in the current event loop, so the app may share state with
+    the caller (a Hub, a fake); on other backends (uvicorn needs asyncio) it runs on its own
+    thread and loop, which suits apps that share no async state with the caller.
+    """
+    import sniffio
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
+    url = f"http://{host}:{port}"
     config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="auto")
     server = uvicorn.Server(config)
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            server.run(sockets=[sock])
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=run, name=f"fake-server-{port}", daemon=True)
-    thread.start()
+    if in_thread is None:
+        in_thread = sniffio.current_async_library() != "asyncio"
     try:
-        with anyio.fail_after(ready_timeout):
-            while not server.started:
-                if done.is_set():
-                    raise RuntimeError("the server stopped before it started")
-                await anyio.sleep(0.01)
-        yield f"http://{host}:{port}"
+        if not in_thread:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(server.serve, [sock])
+                try:
+                    with anyio.fail_after(ready_timeout):
+                        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+                            await anyio.sleep(0.01)
+                    yield url
+                finally:
+                    server.should_exit = True
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                server.run(sockets=[sock])
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=run, name=f"server-{port}", daemon=True)
+        thread.start()
+        try:
+            with anyio.fail_after(ready_timeout):
+                while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+                    if done.is_set():
+                        raise RuntimeError("the server stopped before it started")
+                    await anyio.sleep(0.01)
+            yield url
+        finally:
+            server.should_exit = True
+            await anyio.to_thread.run_sync(lambda: done.wait(ready_timeout))
     finally:
-        server.should_exit = True
-        await anyio.to_thread.run_sync(lambda: done.wait(ready_timeout))
         sock.close()
 
 
