@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -221,3 +222,17 @@ def test_public_names_are_sorted_and_exported() -> None:
     for module in (omnilink_twitter, omnilink_twitter.testing):
         assert list(module.__all__) == sorted(module.__all__)
         assert all(hasattr(module, name) for name in module.__all__)
+
+
+@pytest.mark.anyio
+async def test_duplicated_and_reordered_deliveries_store_each_message_once_in_time_order() -> None:
+    fake = FakeX()
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    events = [fake.customer_dm(CUSTOMER, f"part {i}", at=start + timedelta(minutes=i)) for i in range(6)]
+    requests = FakeX.as_x_delivers([fake.dm_webhook(e) for e in events], seed=3, duplicates=4)
+    async with open_hub(fake) as hub:
+        for request in requests:
+            assert (await hub.handle_webhook("twitter", request)).status == 200
+        [conversation] = await hub.conversations()
+        texts = [m.text for m in await hub.messages(conversation.id)]
+    assert texts == [f"part {i}" for i in range(6)]

@@ -8,6 +8,8 @@ from typing import Any
 import anyio
 import pytest
 from conftest import Clock, Harness, make_harness
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omnilink import Inbound, InboundMessage, TextPart
 from omnilink_twitter.testing import FakeX
@@ -160,3 +162,58 @@ async def test_poll_rate_limit_waits_in_the_loop_instead_of_crashing(fake: FakeX
         assert type(caught.value).__name__ == "RateLimitedError"
         clock.advance(900)
         assert await harness.channel.poll_dms() == 1
+
+
+_ACTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["dm", "photo_dm", "post", "reply"]),
+        st.integers(min_value=0, max_value=2),
+        st.text(alphabet="abc xyz?!é你👍", min_size=1, max_size=20),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=25)
+@given(_ACTIONS, st.booleans())
+def test_webhook_and_polling_agree_for_any_traffic(
+    actions: list[tuple[str, int, str]], batched: bool
+) -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        fake = FakeX(clock=clock)
+        by_webhook, http1 = await polling_harness(fake, clock)
+        by_polling, http2 = await polling_harness(fake, clock)
+        async with http1, http2:
+            requests = []
+            posts = []
+            for kind, who, text in actions:
+                clock.advance(1)
+                customer = str(2_000_000_000 + who)
+                if kind in ("dm", "photo_dm"):
+                    photo = f"https://pbs.twimg.com/dm/{len(requests)}.jpg" if kind == "photo_dm" else None
+                    requests.append(fake.activity(dms=[fake.customer_dm(customer, text, photo_url=photo)]))
+                else:
+                    parent = posts[-1].id if kind == "reply" and posts else None
+                    posts.append(fake.customer_post(customer, f"@acmehelp {text}", in_reply_to=parent))
+                    requests.append(fake.activity(posts=[posts[-1]]))
+            if batched:
+                merged: dict[str, Any] = {"for_user_id": fake.settings.user_id}
+                for payload in requests:
+                    for key, value in payload.items():
+                        if isinstance(value, list):
+                            merged.setdefault(key, []).extend(value)
+                        elif isinstance(value, dict):
+                            merged.setdefault(key, {}).update(value)
+                requests = [merged]
+            for payload in requests:
+                result = await by_webhook.channel.handle_webhook(fake.signed_request(payload))
+                by_webhook.submitted.extend(result.items)
+            await by_polling.channel.poll_once()
+        key = "provider_message_id"
+        assert sorted(without_raw(by_webhook.submitted), key=lambda m: m[key]) == sorted(
+            without_raw(by_polling.submitted), key=lambda m: m[key]
+        )
+
+    anyio.run(scenario)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -334,6 +335,18 @@ class FakeX(FakeProvider):
 
     def post_webhook(self, *posts: Post) -> WebhookRequest:
         return self.signed_request(self.activity(posts=posts))
+
+    @staticmethod
+    def as_x_delivers(
+        requests: Sequence[WebhookRequest], *, seed: int = 0, duplicates: int = 1
+    ) -> list[WebhookRequest]:
+        """The deliveries shuffled, with ``duplicates`` extra copies of some: X retries and does
+        not promise order."""
+        rng = random.Random(seed)
+        out = list(requests)
+        out.extend(rng.choice(requests) for _ in range(duplicates) if requests)
+        rng.shuffle(out)
+        return out
 
     def echo_webhook(self) -> WebhookRequest:
         """Everything we sent, echoed back in one delivery (as X does for the subscribed user)."""
