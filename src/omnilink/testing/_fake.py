@@ -197,7 +197,7 @@ async def serve_app(
         thread.start()
         try:
             with anyio.fail_after(ready_timeout):
-                while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+                while not server.started:
                     if done.is_set():
                         raise RuntimeError("the server stopped before it started")
                     await anyio.sleep(0.01)
