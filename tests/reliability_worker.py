@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -294,3 +296,41 @@ class Worker:
     def log(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as fh:
             return fh.read()[-5000:]
+
+
+def pg_admin_dsn() -> str:
+    """The PostgreSQL server of the tests (``OMNILINK_TEST_POSTGRES_DSN`` overrides)."""
+    return os.environ.get("OMNILINK_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def pg_schemas() -> Iterator[Callable[[], str]]:
+    """A factory of DSNs, each with a fresh schema as search_path; every schema dropped after.
+
+    Without a reachable server the calling test is skipped, unless ``CI`` is set: then it fails.
+    """
+    import psycopg
+    import pytest
+    from psycopg.conninfo import make_conninfo
+
+    admin = pg_admin_dsn()
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable at {admin} (CI is set, so this fails): {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {admin}: {exc}")
+    created: list[str] = []
+
+    def fresh() -> str:
+        schema = f"omnilink_rel_{uuid.uuid4().hex[:12]}"
+        conn.execute(f"CREATE SCHEMA {schema}")
+        created.append(schema)
+        return make_conninfo(admin, options=f"-c search_path={schema}")
+
+    with conn:
+        try:
+            yield fresh
+        finally:
+            for schema in created:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")

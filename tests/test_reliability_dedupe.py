@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sqlite3
 import sys
 import uuid
@@ -36,6 +35,7 @@ from omnilink.testing._loopback import SIGNATURE_HEADER
 
 sys.path.insert(0, str(Path(__file__).parent))
 from reliability_worker import Worker
+from reliability_worker import pg_schemas as fresh_pg_schemas
 
 SECRET = "whsec"
 ACCOUNT = "biz"
@@ -45,37 +45,11 @@ TS0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in milliseconds
 # --------------------------------------------------------------------------- PostgreSQL schemas
 
 
-def pg_admin_dsn() -> str:
-    return os.environ.get("OMNILINK_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
 @pytest.fixture
 def pg_schemas() -> Iterator[Callable[[], str]]:
-    """A factory of DSNs, each with its own fresh schema as search_path; all dropped afterwards."""
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    admin = pg_admin_dsn()
-    try:
-        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable at {admin} (CI is set, so this fails): {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {admin}: {exc}")
-    created: list[str] = []
-
-    def fresh() -> str:
-        schema = f"omnilink_rel_{uuid.uuid4().hex[:12]}"
-        conn.execute(f"CREATE SCHEMA {schema}")
-        created.append(schema)
-        return make_conninfo(admin, options=f"-c search_path={schema}")
-
-    with conn:
-        try:
-            yield fresh
-        finally:
-            for schema in created:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    """Fresh PostgreSQL schemas (skips without a server, unless CI is set)."""
+    with fresh_pg_schemas() as fresh:
+        yield fresh
 
 
 # --------------------------------------------------------------------------- payloads
