@@ -377,6 +377,7 @@ async def test_unknown_from_number_is_refused_by_the_provider() -> None:
         with pytest.raises(PermanentSendError) as raised:
             await sms(hub).send(outbound())
         assert raised.value.provider_code == "21606"
+        assert BUSINESS in str(raised.value)
 
 
 async def test_fake_refuses_bodies_over_1600_characters() -> None:

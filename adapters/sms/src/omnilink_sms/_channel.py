@@ -245,6 +245,7 @@ class SmsChannel(Channel):
                 recipient=recipient,
                 retry_after=retry_after_seconds(resp.headers.get("retry-after"), _now_utc(self.context)),
                 request_id=request_id,
+                sender=sender.account,
             )
             if error.provider_code == "21610":
                 await self._record_opt_out(sender.account, recipient)

@@ -90,6 +90,7 @@ def twilio_error(
     recipient: str,
     retry_after: float | None,
     request_id: str | None,
+    sender: str = "",
 ) -> SendError:
     """Map a Twilio error response to the SendError the dispatcher acts on."""
     code: str | None = None
@@ -123,7 +124,8 @@ def twilio_error(
         )
     if code == "21606":
         return PermanentSendError(
-            f"the From number is not a message-capable number of this account ({detail})", **common
+            f"{sender or 'the From number'} is not a message-capable number of this account ({detail})",
+            **common,
         )
     return PermanentSendError(detail, **common)
 
