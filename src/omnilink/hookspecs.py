@@ -41,25 +41,23 @@ class EventHandler(Protocol):
 
 
 @hookspec
-def omnilink_channels() -> Sequence[ChannelSpec]:
+def omnilink_channels() -> Sequence[ChannelSpec] | None:
     """Register channels.
 
     Return a sequence of ``ChannelSpec`` (one per channel this plugin provides), or ``None``
     to register none. Channel names must be unique across all plugins of a Hub; a duplicate is
     reported as a broken plugin (fatal in strict mode).
     """
-    raise NotImplementedError  # pragma: no cover - a hookspec is never called itself
 
 
 @hookspec
-def omnilink_event_handlers() -> Sequence[EventHandler]:
+def omnilink_event_handlers() -> Sequence[EventHandler] | None:
     """Register event handlers.
 
     Return objects with an ``async def handle(event)`` method; the Hub delivers every
     published event to each, in order. Return ``None`` to register none. Called once per
     Hub, when it opens.
     """
-    raise NotImplementedError  # pragma: no cover
 
 
 @hookspec
@@ -71,15 +69,13 @@ def omnilink_send_policy(context: SendContext) -> PolicyRefusal | None:
     ``None`` to allow it. Every implementation is asked; the first refusal wins. Must be pure
     and fast: no I/O.
     """
-    raise NotImplementedError  # pragma: no cover
 
 
 @hookspec
-def omnilink_adapter_kits() -> Sequence[AdapterKit]:
+def omnilink_adapter_kits() -> Sequence[AdapterKit] | None:
     """Register test kits: how to drive a channel against its bundled fakes.
 
     Return ``omnilink.testing.AdapterKit`` instances (one per channel), or ``None``. The demo
     (``omnilink demo``) runs every installed channel that has a kit against its fakes served
     on 127.0.0.1; the kit's methods are also what the conformance suite asks of an adapter.
     """
-    raise NotImplementedError  # pragma: no cover
