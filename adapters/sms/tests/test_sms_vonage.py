@@ -211,7 +211,7 @@ async def test_twilio_and_vonage_senders_share_one_channel() -> None:
     config["default_sender"] = BUSINESS
     async with open_hub(config, twilio, vonage) as hub:
         await hub.start_conversation("sms", CUSTOMER, "via vonage")
-        await hub.start_conversation("sms", CUSTOMER, "via twilio", account="+1 415 555 0100")
+        await hub.start_conversation("sms", CUSTOMER, "via twilio", account="+14155550100")
         await hub.drain()
         assert [r["text"] for r in vonage.sent] == ["via vonage"]
         assert [r["body"] for r in twilio.sent] == ["via twilio"]
