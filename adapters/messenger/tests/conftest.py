@@ -1,42 +1,11 @@
-"""Fixtures for the Messenger adapter's tests: a settable clock, the fake, an open channel."""
+"""Fixtures for the Messenger adapter's tests (helpers live in ``messenger_support``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import httpx
 import pytest
+from messenger_support import Clock, make_fake
 
-from omnilink import ChannelContext, Inbound
-from omnilink_messenger import MessengerChannel, MessengerConfig
-from omnilink_messenger.testing import FakeGraphAPI, FakePage
-
-PAGE = "1001"
-"""A page without the HUMAN_AGENT tag."""
-AGENT_PAGE = "1002"
-"""A page approved for the HUMAN_AGENT tag."""
-START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """A clock tests move by hand; shared by the fake and the channel."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.value = now
-
-    def __call__(self) -> datetime:
-        return self.value
-
-    def advance(self, delta: timedelta) -> None:
-        self.value += delta
-
-
-def make_fake(clock: Clock, **kwargs: Any) -> FakeGraphAPI:
-    pages = (FakePage(PAGE, "token-1001"), FakePage(AGENT_PAGE, "token-1002", human_agent_enabled=True))
-    return FakeGraphAPI(pages=pages, clock=clock, **kwargs)
+from omnilink_messenger.testing import FakeGraphAPI
 
 
 @pytest.fixture
@@ -47,47 +16,3 @@ def clock() -> Clock:
 @pytest.fixture
 def fake(clock: Clock) -> FakeGraphAPI:
     return make_fake(clock)
-
-
-async def _refuse(items: Sequence[Inbound]) -> Any:
-    raise AssertionError("the channel must not submit webhook items itself")
-
-
-async def _no_state(key: str) -> str | None:
-    return None
-
-
-async def _set_state(key: str, value: str) -> None:
-    return None
-
-
-async def _publish(event: Any) -> None:
-    return None
-
-
-async def _thread(account: str, key: str, limit: int) -> list[Any]:
-    return []
-
-
-@asynccontextmanager
-async def open_channel(fake: FakeGraphAPI, clock: Clock, **overrides: Any) -> AsyncIterator[MessengerChannel]:
-    """The channel against ``fake``, outside any Hub, with a plain ChannelContext."""
-    config = MessengerConfig.model_validate(fake.channel_config(**overrides))
-    async with httpx.AsyncClient(transport=fake.transport()) as http:
-        context = ChannelContext(
-            name="messenger",
-            http=http,
-            submit=_refuse,
-            get_state=_no_state,
-            set_state=_set_state,
-            publish=_publish,
-            thread_messages=_thread,
-            now=clock,
-            public_url="https://hd.example",
-        )
-        channel = MessengerChannel(config, context)
-        await channel.open()
-        try:
-            yield channel
-        finally:
-            await channel.aclose()

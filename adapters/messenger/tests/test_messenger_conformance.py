@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from omnilink.testing import ChannelConformance
 from omnilink_messenger import _plugin
 from omnilink_messenger.testing import MessengerKit
 
 
 class TestMessengerConformance(MessengerKit, ChannelConformance):
-    channel = "messenger"
-    plugin = _plugin
+    plugin: ClassVar[object | None] = _plugin

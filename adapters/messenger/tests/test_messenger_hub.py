@@ -8,9 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import AGENT_PAGE, PAGE, Clock, make_fake
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from messenger_support import AGENT_PAGE, PAGE, Clock, make_fake
 
 from omnilink import (
     Author,
@@ -19,6 +19,7 @@ from omnilink import (
     Direction,
     Hub,
     MemoryStore,
+    Message,
     PolicyRefusal,
     WindowClosedError,
 )
@@ -109,7 +110,7 @@ async def test_random_batches_store_every_message_once(data: st.DataObject) -> N
         for attempt in range(data.draw(st.integers(1, 3), label="deliveries")):
             request = fake.batch_request(events, seed=seed + attempt, entry_size=3, duplicates=0.3)
             assert (await hub.handle_webhook("messenger", request)).status == 200
-        stored = []
+        stored: list[Message] = []
         for conv in await hub.conversations(limit=1000):
             stored.extend(m for m in await hub.messages(conv.id) if m.direction is Direction.INBOUND)
     assert sorted(m.provider_message_id or "" for m in stored) == sorted(str(ev.mid) for ev in events)

@@ -8,9 +8,9 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from conftest import PAGE, Clock, make_fake
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from messenger_support import PAGE, Clock, make_fake
 
 from omnilink import (
     DeliveryStatus,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
-from conftest import AGENT_PAGE, PAGE, Clock, open_channel
+from messenger_support import AGENT_PAGE, PAGE, Clock, open_channel, plain_context
 
 from omnilink import (
     Button,
@@ -26,6 +27,7 @@ from omnilink import (
     TextPart,
 )
 from omnilink.testing import Fault
+from omnilink_messenger import MessengerChannel, MessengerConfig
 from omnilink_messenger.testing import FakeGraphAPI, rate_limit_fault, server_error_fault
 
 pytestmark = pytest.mark.anyio
@@ -366,24 +368,9 @@ async def test_unconnected_page_is_refused(fake: FakeGraphAPI, clock: Clock) -> 
 
 
 async def test_fake_served_on_localhost_works_end_to_end(fake: FakeGraphAPI, clock: Clock) -> None:
-    import httpx
-
-    from omnilink import ChannelContext
-    from omnilink_messenger import MessengerChannel, MessengerConfig
-
     fake.message_event(PAGE, PSID, "hi")
     async with fake.serve() as base_url, httpx.AsyncClient() as http:
         config = MessengerConfig.model_validate(fake.channel_config(graph_base_url=base_url))
-        context = ChannelContext(
-            name="messenger",
-            http=http,
-            submit=None,
-            get_state=None,
-            set_state=None,  # type: ignore[arg-type]
-            publish=None,
-            thread_messages=None,
-            now=clock,
-            public_url=None,  # type: ignore[arg-type]
-        )
-        result = await MessengerChannel(config, context).send(outbound(TextPart(text="over real HTTP")))
+        channel = MessengerChannel(config, plain_context(http, clock))
+        result = await channel.send(outbound(TextPart(text="over real HTTP")))
     assert fake.sent[0].mid == result.provider_message_id

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from conftest import PAGE, Clock, open_channel
+from messenger_support import PAGE, Clock, open_channel
 from pydantic import ValidationError
 
 from omnilink import (

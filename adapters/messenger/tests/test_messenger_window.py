@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from conftest import AGENT_PAGE, PAGE, Clock, make_fake, open_channel
 from hypothesis import given
 from hypothesis import strategies as st
+from messenger_support import AGENT_PAGE, PAGE, Clock, make_fake, open_channel
 
 from omnilink import (
     Author,
@@ -103,15 +103,17 @@ def test_after_7_days_nothing_is_allowed() -> None:
     assert "use_tag" not in [r.kind for r in info.value.remedies]
 
 
-def _context(page: str, last: object, now: object, kind: AuthorKind, automatic: bool = False) -> SendContext:
+def _context(
+    page: str, last: datetime | None, now: datetime, kind: AuthorKind, automatic: bool = False
+) -> SendContext:
     contact = Contact(id="con_1")
     return SendContext(
         conversation=Conversation(id="cnv_1", contact_id=contact.id),
         contact=contact,
         thread=ThreadRef(channel="messenger", account=page, key=PSID),
         author=Author(kind=kind),
-        last_inbound_at=last,  # type: ignore[arg-type]
-        now=now,  # type: ignore[arg-type]
+        last_inbound_at=last,
+        now=now,
         automatic=automatic,
     )
 
@@ -149,7 +151,7 @@ async def test_channel_never_sends_what_the_fake_would_refuse(
 ) -> None:
     clock = Clock()
     fake = make_fake(clock)
-    last: dict[str, object] = {}
+    last: dict[str, datetime] = {}
     async with open_channel(fake, clock) as channel:
         for action, seconds, kind in timeline:
             if action == "wait":
