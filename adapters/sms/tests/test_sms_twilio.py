@@ -459,3 +459,15 @@ async def test_hub_asgi_app_routes_twilio_webhooks_to_the_channel() -> None:
             assert forged.status_code == 403
         (message,) = await hub.messages(await only_conversation(hub))
         assert message.text == "through ASGI"
+
+
+async def test_emoji_heavy_long_reply_pieces_fit_1600_utf16_units() -> None:
+    fake = fake_twilio()
+    async with open_hub(twilio_config(fake), fake) as hub:
+        await fake.deliver(fake.customer_message(CUSTOMER, body="emoji please"))
+        text = " ".join(["😀😀😀"] * 500)
+        await hub.reply(await only_conversation(hub), text)
+        await hub.drain()
+        bodies = [r["body"] for r in fake.sent]
+        assert all(len(b.encode("utf-16-le")) // 2 <= 1600 for b in bodies)
+        assert "".join(bodies) == text

@@ -66,13 +66,18 @@ from ._wire import (
     vonage_error,
 )
 
-__all__ = ["MMS_MAX_BYTES", "SMS_CAPABILITIES", "SmsChannel", "sms_capabilities"]
+__all__ = ["MMS_MAX_BYTES", "SMS_CAPABILITIES", "SmsChannel", "sms_capabilities", "utf16_length"]
 
 MMS_MAX_BYTES = 5_000_000
 """Twilio refuses an MMS whose body and media together exceed 5 MB."""
 
 TEXT_MAX = 1600
 """Twilio's body limit in characters (error 21617 above it)."""
+
+
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units (an emoji outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def sms_capabilities(media_max_bytes_by_type: dict[str, int] | None = None) -> Capabilities:
@@ -83,7 +88,10 @@ def sms_capabilities(media_max_bytes_by_type: dict[str, int] | None = None) -> C
     )
     return Capabilities(
         text_max=TEXT_MAX,
-        length_unit="characters",
+        # Counted in UTF-16 units: never more than Twilio's count whichever way it counts
+        # characters (code points or units), so a planned piece is never refused with 21617.
+        length_unit="utf16",
+        measure=utf16_length,
         media=MediaCapabilities(
             max_count=10,
             types=frozenset({"image", "audio", "video", "file"}),
