@@ -23,7 +23,7 @@ from omnilink import (
     PolicyRefusal,
     WindowClosedError,
 )
-from omnilink.testing import Fault, routing_transport
+from omnilink.testing import FakeLoopback, Fault, LoopbackPlugin, routing_transport
 from omnilink_messenger import _plugin
 from omnilink_messenger.testing import FakeEvent, FakeGraphAPI
 
@@ -269,3 +269,30 @@ async def test_two_pages_keep_separate_threads(fake: FakeGraphAPI, clock: Clock)
         (PAGE, "6600000000000001"),
         (AGENT_PAGE, "6600000000000002"),
     ]
+
+
+async def test_window_refusal_offers_the_customers_other_channel(fake: FakeGraphAPI, clock: Clock) -> None:
+    loopback = FakeLoopback(clock=clock)
+    hub = Hub(
+        store=MemoryStore(),
+        channels={
+            "messenger": fake.channel_config(),
+            "loopback": {"token": loopback.token, "webhook_secret": loopback.webhook_secret},
+        },
+        plugins=[_plugin, LoopbackPlugin()],
+        load_entry_points=False,
+        transport=routing_transport(fake, loopback),
+        clock=clock,
+    )
+    async with hub:
+        await deliver(hub, fake, [fake.message_event(PAGE, PSID, "hi")])
+        conv_id = await conversation_of(hub)
+        await hub.continue_on(conv_id, "loopback", "customer-1")
+        clock.advance(timedelta(days=2))
+        with pytest.raises(WindowClosedError) as info:
+            await hub.reply(conv_id, "are you still there?", channel="messenger")
+        assert ("use_channel", "loopback") in [(r.kind, r.channel) for r in info.value.remedies]
+        await hub.reply(conv_id, "are you still there?", channel="loopback")
+        await hub.drain()
+    assert [item["text"] for item in loopback.sent] == ["are you still there?"]
+    assert fake.sent == []
