@@ -230,3 +230,35 @@ async def test_binary_sms_is_kept_as_an_unknown_part() -> None:
         assert message.parts == (
             UnknownPart(provider_type="vonage.binary", data={"data": "0A0B", "udh": "050003"}),
         )
+
+
+async def test_parts_arriving_at_two_workers_at_once_make_one_message(tmp_path: Any) -> None:
+    import anyio
+
+    from omnilink import SQLiteStore
+    from omnilink.testing import routing_transport
+    from omnilink_sms import _plugin
+
+    fake = fake_vonage()
+    path = str(tmp_path / "shared.sqlite3")
+    hubs = [
+        Hub(store=SQLiteStore(path), channels={"sms": vonage_config(fake)}, plugins=[_plugin],
+            load_entry_points=False, transport=routing_transport(fake), public_url=PUBLIC_URL, dispatch=False)
+        for _ in range(2)
+    ]  # fmt: skip
+    async with hubs[0], hubs[1]:
+        for round_ in range(3):
+            parts = fake.customer_message(CUSTOMER, text=f"round {round_}: " + LONG_TEXT)
+            statuses: list[int] = []
+
+            async def deliver(hub: Hub, request: Any, into: list[int]) -> None:
+                into.append((await hub.handle_webhook("sms", request)).status)
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    for i, request in enumerate(parts):
+                        tg.start_soon(deliver, hubs[i % 2], request, statuses)
+            assert statuses == [204] * len(parts)
+        (conversation,) = await hubs[0].conversations()
+        texts = [m.text for m in await hubs[0].messages(conversation.id)]
+        assert sorted(texts) == [f"round {r}: " + LONG_TEXT for r in range(3)]

@@ -124,7 +124,6 @@ class SmsChannel(Channel):
         self.capabilities = sms_capabilities(config.media_max_bytes_by_type)
         # SmsConfig already holds every number in E.164.
         self._senders: dict[str, SmsSender] = {sender.account: sender for sender in config.senders}
-        self._concat_lock = anyio.Lock()
 
     # ------------------------------------------------------------------ addresses
 
@@ -659,8 +658,12 @@ class SmsChannel(Channel):
     ) -> tuple[str, str, dict[str, Any]] | None:
         """Keep a concatenated part durably until every part arrived; then the whole text.
 
-        The provider id of the assembled message is part 1's, so a redelivered part yields the
-        same message again (the Hub's dedupe absorbs it).
+        Each part is stored under its own key, so parts arriving at the same time in several
+        workers never overwrite each other; whoever sees the last part assembles the message
+        (two workers may both do so: the Hub's dedupe keeps one). The provider id of the
+        assembled message is part 1's, so a redelivered part yields the same message again.
+        A ``done`` record names the parts already assembled, so a reused 8-bit reference
+        starts a new message instead of mixing old and new parts.
         """
         try:
             ref = params["concat-ref"]
@@ -672,25 +675,34 @@ class SmsChannel(Channel):
             ) from exc
         if not 1 <= number <= total <= 255:
             raise PayloadError(f"concat-part {number} of {total} is out of range", channel=self.name)
-        key = f"vonage.concat:{account}:{customer}:{ref}"
+        prefix = f"vonage.concat:{account}:{customer}:{ref}:{total}"
         mid = params["messageId"]
-        async with self._concat_lock:
-            stored = await self.context.get_state(key)
-            state: dict[str, Any] = json.loads(stored) if stored else {}
-            parts: dict[str, dict[str, str]] = state.get("parts", {})
-            if state.get("done") and all(p["id"] != mid for p in parts.values()):
-                # The 8-bit reference was reused by a new message: start over.
-                state, parts = {}, {}
-            parts[str(number)] = {"id": mid, "text": params.get("text", "")}
-            complete = all(str(i) in parts for i in range(1, total + 1))
-            state = {"total": total, "parts": parts, "done": complete}
-            await self.context.set_state(key, json.dumps(state, separators=(",", ":")))
-        if not complete:
-            return None
-        ordered = [parts[str(i)] for i in range(1, total + 1)]
+        stored_done = await self.context.get_state(f"{prefix}:done")
+        done: dict[str, Any] = json.loads(stored_done) if stored_done else {}
+        if mid in done.get("ids", ()):
+            # A redelivered part of a message already assembled: the same message again.
+            return (
+                str(done["text"]),
+                str(done["ids"][0]),
+                {**params, "text": done["text"], "concat-ids": done["ids"]},
+            )
+        await self.context.set_state(
+            f"{prefix}:{number}",
+            json.dumps({"id": mid, "text": params.get("text", "")}, separators=(",", ":")),
+        )
+        ordered: list[dict[str, str]] = []
+        for i in range(1, total + 1):
+            stored = await self.context.get_state(f"{prefix}:{i}")
+            part = json.loads(stored) if stored else None
+            if part is None or part["id"] in done.get("ids", ()):
+                return None  # still waiting (a stale part of an earlier message does not count)
+            ordered.append(part)
         text = "".join(p["text"] for p in ordered)
-        raw: dict[str, Any] = {**params, "text": text, "concat-ids": [p["id"] for p in ordered]}
-        return text, ordered[0]["id"], raw
+        ids = [p["id"] for p in ordered]
+        await self.context.set_state(
+            f"{prefix}:done", json.dumps({"ids": ids, "text": text}, separators=(",", ":"))
+        )
+        return text, ids[0], {**params, "text": text, "concat-ids": ids}
 
 
 def _vonage_part(params: dict[str, str], text: str) -> Part:
