@@ -38,7 +38,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def events(start: int, count: int) -> Iterator[Message]:
     for i in range(start, start + count):
-        thread = i % THREADS
+        # Messages from many customers interleave: consecutive events land on scattered threads.
+        thread = (i * 7919) % THREADS
         yield Message(
             id=f"msg_{i:012d}",
             conversation_id=f"cnv_{thread}",
