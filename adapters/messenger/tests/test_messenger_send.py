@@ -12,7 +12,6 @@ from messenger_support import AGENT_PAGE, PAGE, Clock, open_channel, plain_conte
 from omnilink import (
     Button,
     ButtonsPart,
-    ContentError,
     CredentialsError,
     MediaPart,
     OutboundMessage,
@@ -148,14 +147,14 @@ async def test_media_is_sent_by_url_with_its_kind(
     assert fake.sent[0].message["attachment"] == {"type": kind, "payload": {"url": url, "is_reusable": True}}
 
 
-async def test_oversized_media_is_refused_before_any_request(fake: FakeGraphAPI, clock: Clock) -> None:
+async def test_oversized_media_fails_permanently_before_any_request(fake: FakeGraphAPI, clock: Clock) -> None:
     fake.message_event(PAGE, PSID, "hi")
     async with open_channel(fake, clock) as channel:
-        with pytest.raises(ContentError):
+        with pytest.raises(PermanentSendError):
             await channel.send(
                 outbound(MediaPart(url="https://f/x.mp4", content_type="video/mp4", size=26 * 2**20))
             )
-        with pytest.raises(ContentError):
+        with pytest.raises(PermanentSendError):
             await channel.send(
                 outbound(MediaPart(url="https://f/x.png", content_type="image/png", size=9 * 2**20))
             )
@@ -180,14 +179,19 @@ async def test_media_too_large_at_meta_maps_to_permanent_error(fake: FakeGraphAP
         QuickRepliesPart(text="p", replies=(QuickReply(title="x" * 21, payload="p"),)),
         ButtonsPart(text="p", buttons=tuple(Button(title=f"{i}", payload="p") for i in range(4))),
         ButtonsPart(text="p", buttons=(Button(title="x" * 21, payload="p"),)),
+        ButtonsPart(text="p", buttons=(Button(title="x", payload="p" * 1001),)),
+        QuickRepliesPart(text="p", replies=(QuickReply(title="x", payload="p" * 1001),)),
+        QuickRepliesPart(text=" ", replies=(QuickReply(title="x", payload="p"),)),
+        ButtonsPart(text="", buttons=(Button(title="x", payload="p"),)),
+        TextPart(text=""),
     ],
 )
-async def test_content_over_meta_limits_is_refused_locally(
+async def test_content_over_meta_limits_fails_permanently_before_any_request(
     fake: FakeGraphAPI, clock: Clock, part: Part
 ) -> None:
     fake.message_event(PAGE, PSID, "hi")
     async with open_channel(fake, clock) as channel:
-        with pytest.raises(ContentError):
+        with pytest.raises(PermanentSendError):
             await channel.send(outbound(part))
     assert fake.requests == []
 

@@ -44,6 +44,7 @@ from ._render import (
     BUTTONS_MAX,
     CHOICE_TITLE_MAX,
     IMAGE_URL_MAX_BYTES,
+    PAYLOAD_MAX,
     QUICK_REPLIES_MAX,
     TEXT_MAX,
     message_object,
@@ -153,18 +154,29 @@ class MessengerChannel(Channel):
     # ------------------------------------------------------------------ sending
 
     async def send(self, outbound: OutboundMessage) -> SendResult:
-        """Send one planned message; its metadata carries the omnilink message id for echoes."""
+        """Send one planned message; its metadata carries the omnilink message id for echoes.
+
+        Content Meta would refuse (over a limit the planner did not know) fails permanently
+        before any request, as a PermanentSendError.
+        """
         page = self.config.page(outbound.account)
         if page is None:
             raise PermanentSendError(
                 f"page {outbound.account!r} is not connected to the messenger channel", channel=self.name
             )
         if len(outbound.parts) != 1:
-            raise ContentError(
-                f"a Messenger message carries one part; got {len(outbound.parts)} (plan the content first)"
+            raise PermanentSendError(
+                f"a Messenger message carries one part; got {len(outbound.parts)} (plan the content first)",
+                channel=self.name,
             )
         part = outbound.parts[0]
-        _check_limits(part)
+        try:
+            _check_limits(part)
+        except ContentError as exc:
+            # At dispatch time content that Meta refuses is a permanent failure of this send.
+            raise PermanentSendError(
+                f"Messenger would refuse this message: {exc}", channel=self.name
+            ) from exc
         extra: list[str] = []
         if isinstance(part, ButtonsPart) and len(part.text) > BUTTON_TEXT_MAX:
             # The button template holds 640 characters: the text before it goes out first.
@@ -239,6 +251,8 @@ class MessengerChannel(Channel):
 
 def _check_limits(part: object) -> None:
     """Refuse content Meta would refuse, before spending a request."""
+    if isinstance(part, TextPart | QuickRepliesPart | ButtonsPart) and not part.text.strip():
+        raise ContentError(f"Messenger needs non-empty text for a {part.kind} message")
     if isinstance(part, TextPart) and len(part.text) > TEXT_MAX:
         raise ContentError(f"text of {len(part.text)} characters; Messenger accepts {TEXT_MAX}")
     if isinstance(part, QuickRepliesPart):
@@ -246,13 +260,11 @@ def _check_limits(part: object) -> None:
             raise ContentError(f"quick-reply prompt of {len(part.text)} characters; the limit is {TEXT_MAX}")
         if len(part.replies) > QUICK_REPLIES_MAX:
             raise ContentError(f"{len(part.replies)} quick replies; Messenger accepts {QUICK_REPLIES_MAX}")
-        _check_titles([r.title for r in part.replies])
+        _check_choices([(r.title, r.payload) for r in part.replies])
     if isinstance(part, ButtonsPart):
         if len(part.buttons) > BUTTONS_MAX:
-            raise ContentError(
-                f"{len(part.buttons)} buttons; Messenger's button template holds {BUTTONS_MAX}"
-            )
-        _check_titles([b.title for b in part.buttons])
+            raise ContentError(f"{len(part.buttons)} buttons; a button template holds {BUTTONS_MAX}")
+        _check_choices([(b.title, None if b.url else b.payload) for b in part.buttons])
     if isinstance(part, MediaPart) and part.size is not None:
         limit = IMAGE_URL_MAX_BYTES if part.media_type == "image" else ATTACHMENT_MAX_BYTES
         if part.size > limit:
@@ -261,7 +273,9 @@ def _check_limits(part: object) -> None:
             )
 
 
-def _check_titles(titles: list[str]) -> None:
-    for title in titles:
+def _check_choices(choices: list[tuple[str, str | None]]) -> None:
+    for title, payload in choices:
         if len(title) > CHOICE_TITLE_MAX:
             raise ContentError(f"title {title!r} is longer than {CHOICE_TITLE_MAX} characters")
+        if payload is not None and len(payload) > PAYLOAD_MAX:
+            raise ContentError(f"the payload of {title!r} is longer than {PAYLOAD_MAX} characters")
