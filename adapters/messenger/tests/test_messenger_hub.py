@@ -15,12 +15,15 @@ from messenger_support import AGENT_PAGE, PAGE, Clock, make_fake
 from omnilink import (
     Author,
     AuthorKind,
+    ContentError,
     DeliveryStatus,
     Direction,
     Hub,
+    MediaPart,
     MemoryStore,
     Message,
     PolicyRefusal,
+    TextPart,
     WindowClosedError,
 )
 from omnilink.testing import FakeLoopback, Fault, LoopbackPlugin, routing_transport
@@ -296,3 +299,28 @@ async def test_window_refusal_offers_the_customers_other_channel(fake: FakeGraph
         await hub.drain()
     assert [item["text"] for item in loopback.sent] == ["are you still there?"]
     assert fake.sent == []
+
+
+async def test_oversized_attachments_are_refused_when_replying(fake: FakeGraphAPI, clock: Clock) -> None:
+    async with open_hub(fake, clock) as hub:
+        await deliver(hub, fake, [fake.message_event(PAGE, PSID, "send me the manual")])
+        conv_id = await conversation_of(hub)
+        for part in (
+            MediaPart(
+                url="https://files.example/manual.pdf", content_type="application/pdf", size=26 * 2**20
+            ),
+            MediaPart(url="https://files.example/photo.png", content_type="image/png", size=9 * 2**20),
+        ):
+            with pytest.raises(ContentError):
+                await hub.reply(conv_id, part)
+        fake.add_file("https://files.example/small.pdf", 2**20, "application/pdf")
+        await hub.reply(
+            conv_id,
+            [
+                TextPart(text="Here it is"),
+                MediaPart(url="https://files.example/small.pdf", content_type="application/pdf"),
+            ],
+        )
+        await hub.drain()
+    kinds = [("attachment" in s.message, s.text) for s in fake.sent]
+    assert sorted(kinds, key=str) == sorted([(True, None), (False, "Here it is")], key=str)
