@@ -324,3 +324,18 @@ async def test_oversized_attachments_are_refused_when_replying(fake: FakeGraphAP
         await hub.drain()
     kinds = [("attachment" in s.message, s.text) for s in fake.sent]
     assert sorted(kinds, key=str) == sorted([(True, None), (False, "Here it is")], key=str)
+
+
+async def test_lost_answer_becomes_unknown_and_the_echo_settles_it(fake: FakeGraphAPI, clock: Clock) -> None:
+    async with open_hub(fake, clock) as hub:
+        await deliver(hub, fake, [fake.message_event(PAGE, PSID, "hi")])
+        conv_id = await conversation_of(hub)
+        fake.inject(Fault(kind="timeout_after"))
+        reply = await hub.reply(conv_id, "did this arrive?")
+        await hub.drain()
+        assert len(fake.sent) == 1, "a send whose outcome is unknown must not be resent blindly"
+        assert (await hub.message(reply.id)).status is DeliveryStatus.UNKNOWN
+        await deliver(hub, fake, fake.take_pending())
+        settled = await hub.message(reply.id)
+    assert settled.status is DeliveryStatus.SENT
+    assert fake.sent[0].mid in settled.provider_ids
