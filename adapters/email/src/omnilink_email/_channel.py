@@ -42,6 +42,7 @@ from omnilink import (
 
 from ._compose import compose_message, validate_address
 from ._config import EmailConfig
+from ._imap import ImapPoller
 from ._mime import NotAnEmailError
 from ._parse import parse_inbound
 from ._smtp import require_asyncio, send_smtp
@@ -91,6 +92,8 @@ class EmailChannel(Channel):
         self._secret = config.token_secret.get_secret_value()
         self._domain = config.message_id_domain or self._account.rpartition("@")[2]
         self._token_lock: anyio.Lock | None = None
+        self.imap_poller: ImapPoller | None = None
+        """The running IMAP poller, once ``run`` started it."""
 
     # ------------------------------------------------------------------ contract
 
@@ -336,9 +339,9 @@ class EmailChannel(Channel):
         if self.config.imap is None:
             task_status.started()
             return
-        from ._imap import ImapPoller
-
-        await ImapPoller(self.config.imap, self.context, self._parse_for_imap).run(task_status=task_status)
+        poller = ImapPoller(self.config.imap, self.context, self._parse_for_imap, account=self._account)
+        self.imap_poller = poller
+        await poller.run(task_status=task_status)
 
     def _parse_for_imap(self, raw: bytes) -> InboundMessage | InboundDelivery:
         return parse_inbound(

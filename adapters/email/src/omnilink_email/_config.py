@@ -32,7 +32,8 @@ class ImapConfig(_Config):
 
     host: str
     port: int = 993
-    security: Literal["tls", "starttls", "none"] = "tls"
+    security: Literal["tls", "none"] = "tls"
+    """``tls`` (implicit TLS, port 993) or ``none`` (a local server, tests)."""
     username: str
     password: SecretStr
     mailbox: str = "INBOX"
