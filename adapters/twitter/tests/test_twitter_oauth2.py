@@ -7,8 +7,8 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import Clock, make_harness
 from test_twitter_send import dm
+from twitter_harness import Clock, make_harness
 
 from omnilink import CredentialsError
 from omnilink_twitter.testing import FakeX

@@ -7,9 +7,9 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import Clock, Harness, make_harness
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twitter_harness import Clock, Harness, make_harness
 
 from omnilink import Inbound, InboundMessage, TextPart
 from omnilink_twitter.testing import FakeX

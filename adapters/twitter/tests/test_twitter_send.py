@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import Clock, Harness, make_harness
+from twitter_harness import Clock, Harness, make_harness
 
 from omnilink import (
     CredentialsError,

@@ -9,7 +9,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from conftest import Harness
+from twitter_harness import Harness
 
 from omnilink import (
     DeliveryStatus,

@@ -1,0 +1,80 @@
+"""Helpers for the X channel's tests: a controllable clock and a channel on a bare context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from omnilink import ChannelContext, Inbound
+from omnilink.testing import routing_transport
+from omnilink_twitter import TwitterChannel, TwitterConfig
+from omnilink_twitter.testing import FakeX, TwitterKit
+
+
+class Clock:
+    """A controllable clock shared by the fake and the channel."""
+
+    def __init__(self) -> None:
+        self.value = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.value
+
+    def advance(self, seconds: float) -> None:
+        self.value += timedelta(seconds=seconds)
+
+
+@dataclass
+class Harness:
+    """A channel on a bare ChannelContext: submitted items and state are kept in memory."""
+
+    fake: FakeX
+    channel: TwitterChannel
+    clock: Clock
+    submitted: list[Inbound] = field(default_factory=list)
+    state: dict[str, str] = field(default_factory=dict)
+
+
+def config_for(fake: FakeX, **overrides: Any) -> TwitterConfig:
+    values: dict[str, Any] = TwitterKit().channel_config([fake])
+    values.update(overrides)
+    return TwitterConfig.model_validate(values)
+
+
+async def make_harness(fake: FakeX, clock: Clock, **overrides: Any) -> tuple[Harness, httpx.AsyncClient]:
+    http = httpx.AsyncClient(transport=routing_transport(fake))
+    harness = Harness(fake=fake, channel=None, clock=clock)  # type: ignore[arg-type]
+
+    async def submit(items: Sequence[Inbound]) -> Any:
+        harness.submitted.extend(items)
+        return None
+
+    async def get_state(key: str) -> str | None:
+        return harness.state.get(key)
+
+    async def set_state(key: str, value: str) -> None:
+        harness.state[key] = value
+
+    async def publish(event: Any) -> None:
+        return None
+
+    async def thread_messages(account: str, thread_key: str, limit: int) -> list[Any]:
+        return []
+
+    context = ChannelContext(
+        name="twitter",
+        http=http,
+        submit=submit,
+        get_state=get_state,
+        set_state=set_state,
+        publish=publish,
+        thread_messages=thread_messages,
+        now=clock,
+        public_url="https://helpdesk.example",
+    )
+    harness.channel = TwitterChannel(config_for(fake, **overrides), context)
+    return harness, http
