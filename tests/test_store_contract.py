@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -935,27 +934,42 @@ async def test_interleaved_claims_give_exactly_one_winner_per_key(
 
 _WORKER = textwrap.dedent(
     """
-    import json, sys, time
+    import json, sys
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
     import anyio
-    from datetime import datetime, timedelta, UTC
+
     from omnilink._store import PostgresStore
 
-    dsn, start_at, inbound_keys = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    dsn, name, other, sync_dir, inbound_keys = sys.argv[1:6]
+    sync = Path(sync_dir)
+
+    async def wait_for(path):
+        with anyio.fail_after(60):
+            while not path.exists():
+                await anyio.sleep(0.001)
 
     async def main():
         outbox, inbound = [], []
         async with PostgresStore(dsn, max_size=2) as store:
-            await anyio.sleep(max(0.0, start_at - time.time()))
             now = datetime.now(UTC)
-            while True:
-                rows = await store.run(
-                    lambda tx: tx.claim_outbox(now=now, lease_until=now + timedelta(hours=1), limit=2)
-                )
-                if not rows:
-                    break
+
+            def claim(tx):
+                return tx.claim_outbox(now=now, lease_until=now + timedelta(hours=1), limit=3)
+
+            (sync / f"{name}.ready").touch()
+            await wait_for(sync / f"{other}.ready")
+            # Each takes one batch, then waits for the other's first batch: both surely take part.
+            outbox.extend(r.id for r in await store.run(claim))
+            (sync / f"{name}.first").touch()
+            await wait_for(sync / f"{other}.first")
+            while rows := await store.run(claim):
                 outbox.extend(r.id for r in rows)
-            for i in range(inbound_keys):
-                if await store.run(lambda tx: tx.claim_inbound("sms", "+1", f"p{i}", "m")):
+            (sync / f"{name}.inbound").touch()
+            await wait_for(sync / f"{other}.inbound")
+            for i in range(int(inbound_keys)):
+                if await store.run(lambda tx: tx.claim_inbound("sms", "+1", f"p{i}", name)):
                     inbound.append(i)
         print(json.dumps({"outbox": outbox, "inbound": inbound}))
 
@@ -965,7 +979,7 @@ _WORKER = textwrap.dedent(
 
 
 @pytest.mark.postgres
-def test_two_processes_never_claim_the_same_outbox_row_or_inbound_key(pg_dsn: str) -> None:
+def test_two_processes_never_claim_the_same_outbox_row_or_inbound_key(pg_dsn: str, tmp_path: Path) -> None:
     rows = [outbox_row(f"msg_{i}", due=-60 * 24 * 365) for i in range(150)]
 
     async def seed() -> None:
@@ -978,16 +992,15 @@ def test_two_processes_never_claim_the_same_outbox_row_or_inbound_key(pg_dsn: st
             await store.run(fn)
 
     anyio.run(seed)
-    start_at = time.time() + 3
     inbound_keys = 150
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WORKER, pg_dsn, str(start_at), str(inbound_keys)],
+            [sys.executable, "-c", _WORKER, pg_dsn, name, other, str(tmp_path), str(inbound_keys)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for name, other in (("a", "b"), ("b", "a"))
     ]
     results: list[dict[str, list[Any]]] = []
     try:
@@ -1001,7 +1014,6 @@ def test_two_processes_never_claim_the_same_outbox_row_or_inbound_key(pg_dsn: st
                 proc.kill()
                 proc.wait()
     first, second = results
-    # Both processes really took part, and no row or key went to both.
     assert first["outbox"]
     assert second["outbox"]
     assert not set(first["outbox"]) & set(second["outbox"])
