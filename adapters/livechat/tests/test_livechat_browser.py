@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 
 from omnilink import DeliveryStatus, Direction, Hub, MemoryStore, Message, ThreadRef, Typing
-from omnilink_livechat import LivechatChannel
+from omnilink_livechat import LivechatChannel, OfflineEmail
 from omnilink_livechat import _plugin as livechat_plugin
 
 pytest.importorskip("playwright.sync_api")
@@ -265,10 +265,10 @@ def test_dropped_connection_loses_nothing(page: Page, live_hub: LiveHub) -> None
 
 
 def test_offline_form_continues_on_email_when_no_agent_is_available(page: Page, live_hub: LiveHub) -> None:
-    handed_over: list[tuple[str, str]] = []
+    handed_over: list[OfflineEmail] = []
 
-    async def continue_on_email(conversation_id: str, address: str) -> None:
-        handed_over.append((conversation_id, address))
+    async def continue_on_email(request: OfflineEmail) -> None:
+        handed_over.append(request)
 
     live_hub.channel.on_offline_email = continue_on_email
     open_chat(page)
@@ -279,5 +279,5 @@ def test_offline_form_continues_on_email_when_no_agent_is_available(page: Page, 
     page.get_by_label("Your message (optional)").fill("Please write to me")
     page.get_by_role("button", name="Send by email").click()
     expect(page.get_by_text("Thanks! We will answer at ann@example.com.")).to_be_visible()
-    assert [address for _, address in handed_over] == ["ann@example.com"]
+    assert [h.address for h in handed_over] == ["ann@example.com"]
     assert [m.text for m in live_hub.inbound()] == ["Please write to me"]

@@ -20,7 +20,7 @@ from omnilink import (
     ThreadRef,
     Typing,
 )
-from omnilink_livechat import LivechatChannel, identity_hash
+from omnilink_livechat import LivechatChannel, OfflineEmail, identity_hash
 from omnilink_livechat.testing import ScriptedVisitor, SocketClosed
 
 pytestmark = pytest.mark.anyio
@@ -232,10 +232,10 @@ async def test_html_reply_is_pushed_as_plain_text(hub: Hub, app: Any) -> None:
 async def test_agent_availability_is_pushed_and_the_offline_form_continues_on_email(
     hub: Hub, app: Any, channel: LivechatChannel
 ) -> None:
-    handed_over: list[tuple[str, str]] = []
+    handed_over: list[OfflineEmail] = []
 
-    async def continue_on_email(conversation_id: str, address: str) -> None:
-        handed_over.append((conversation_id, address))
+    async def continue_on_email(request: OfflineEmail) -> None:
+        handed_over.append(request)
 
     channel.on_offline_email = continue_on_email
     async with ScriptedVisitor.in_process(app, SITE) as visitor:
@@ -245,7 +245,8 @@ async def test_agent_availability_is_pushed_and_the_offline_form_continues_on_em
         answer = await visitor.leave_email("Ann@Example.com", text="Please email me about my order")
     assert answer["type"] == "offline_email_ok"
     conversation_id = answer["conversation"]
-    assert handed_over == [(conversation_id, "ann@example.com")]
+    assert [(h.conversation_id, h.address) for h in handed_over] == [(conversation_id, "ann@example.com")]
+    assert handed_over[0].transcript.endswith("Visitor: Please email me about my order")
     assert [m.text for m in await hub.messages(conversation_id)] == ["Please email me about my order"]
 
 

@@ -93,7 +93,12 @@ async def offline_email(
         raise Refused("nothing_to_continue", "write a message first")
     if channel.on_offline_email is None:
         raise Refused("email_unavailable", "this site does not continue chats on email", 501)
-    await channel.on_offline_email(conversation_id, email)
+    from ._channel import OfflineEmail
+
+    transcript = await channel.transcript(visitor.session_id)
+    await channel.on_offline_email(
+        OfflineEmail(conversation_id, email, visitor.session_id, visitor.visitor_id, transcript)
+    )
     return {"type": "offline_email_ok", "email": email, "conversation": conversation_id}
 
 

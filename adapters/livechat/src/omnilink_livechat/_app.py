@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -132,7 +133,7 @@ def build_app(channel: LivechatChannel) -> Starlette:
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(write_then_stop)
-                await _read(websocket, connection)
+                await _read(websocket, connection, tg)
                 tg.cancel_scope.cancel()
         finally:
             channel.unregister(connection)
@@ -164,7 +165,7 @@ def build_app(channel: LivechatChannel) -> Starlette:
             # The visitor went away mid-send; the reader sees the disconnect.
             return
 
-    async def _read(websocket: WebSocket, connection: Connection) -> None:
+    async def _read(websocket: WebSocket, connection: Connection, tg: TaskGroup) -> None:
         frames = TokenBucket(settings.frames_per_second, max(10.0, settings.frames_per_second * 3))
         per_second = settings.messages_per_minute / 60
         messages = TokenBucket(per_second, max(5.0, settings.messages_per_minute / 3))
@@ -236,6 +237,7 @@ def build_app(channel: LivechatChannel) -> Starlette:
                     if frame.provider_id in connection.pushed_ids:
                         connection.pushed_ids.discard(frame.provider_id)
                         await channel.accept_status(frame.provider_id, DeliveryStatus.DELIVERED)
+                        tg.start_soon(channel.recheck_delivered, visitor, frame.provider_id)
                 elif isinstance(frame, PingFrame):
                     connection.push({"type": "pong", "agents_available": channel.agents_available})
                 elif isinstance(frame, ResyncFrame):

@@ -75,6 +75,9 @@ CAPABILITIES = Capabilities(
 """Plain text up to 4,000 characters, one attachment per message, typing and read receipts.
 A visitor must write first: the channel cannot reach someone who never opened the widget."""
 
+RECEIPT_RECHECKS = (0.5, 2.0)
+"""Seconds after a visitor's delivery receipt to check that the Hub applied it."""
+
 _VISITOR = re.compile(r"^vis_[A-Za-z0-9_-]{8,64}$")
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 
@@ -157,9 +160,22 @@ class Connection:
         self.outbox.close()
 
 
-OfflineEmailHandler = Callable[[str, str], Awaitable[object]]
-"""Called with (conversation id, email address) when a visitor leaves an address because no
-agent is available; typically ``lambda c, a: hub.continue_on(c, "email", a)``."""
+@dataclass(frozen=True)
+class OfflineEmail:
+    """A visitor left an email address because no agent was available."""
+
+    conversation_id: str
+    address: str
+    """Lower-cased; typed by the visitor, not verified."""
+    session_id: str
+    visitor_id: str
+    transcript: str
+    """The chat so far as plain text, one line per message, for the first email."""
+
+
+OfflineEmailHandler = Callable[[OfflineEmail], Awaitable[object]]
+"""Set by the helpdesk: typically ``hub.continue_on(e.conversation_id, "email", e.address)``
+followed by a reply on email that quotes ``e.transcript``."""
 
 
 class LivechatChannel(Channel):
@@ -429,6 +445,22 @@ class LivechatChannel(Channel):
             ]
         )
 
+    async def recheck_delivered(self, visitor: Visitor, provider_id: str) -> None:
+        """Resubmit a delivery receipt the Hub could not match yet.
+
+        With several processes, the visitor's acknowledgement can reach the Hub before the
+        dispatching worker committed the send's provider id; the core keeps such a receipt
+        as pending, but two concurrent transactions can miss each other. Checking back once
+        the send had time to land closes that gap (a receipt that did apply is not resent).
+        """
+        for delay in RECEIPT_RECHECKS:
+            await anyio.sleep(delay)
+            for message in reversed(await self.history(visitor, None)):
+                if provider_id in message.provider_ids:
+                    if message.status in (DeliveryStatus.QUEUED, DeliveryStatus.SENT, DeliveryStatus.UNKNOWN):
+                        await self.accept_status(provider_id, DeliveryStatus.DELIVERED)
+                    return
+
     async def accept_typing(self, connection: Connection, on: bool) -> None:
         """Fan a visitor's typing state out (never stored): to the Hub's subscribers and other tabs."""
         connection.typing = on
@@ -456,6 +488,20 @@ class LivechatChannel(Channel):
                 if message.id == since:
                     return messages[index + 1 :]
         return messages
+
+    async def transcript(self, session_id: str) -> str:
+        """The session's messages as plain text: ``[time] Visitor: text`` lines, oldest first."""
+        messages = await self.context.thread_messages(
+            self.settings.site_id, session_id, self.settings.history_limit
+        )
+        lines = []
+        for message in messages:
+            who = "Visitor" if message.direction is Direction.INBOUND else (message.author.name or "Agent")
+            text = plain_text(message.parts)
+            files = " ".join(f"[{a['filename'] or 'file'}: {a['url']}]" for a in attachments(message.parts))
+            body = " ".join(piece for piece in (text, files) if piece)
+            lines.append(f"[{message.sent_at:%Y-%m-%d %H:%M} UTC] {who}: {body}")
+        return "\n".join(lines)
 
     async def conversation_of(self, visitor: Visitor) -> str | None:
         if visitor.conversation_id is None:
