@@ -236,3 +236,22 @@ async def test_duplicated_and_reordered_deliveries_store_each_message_once_in_ti
         [conversation] = await hub.conversations()
         texts = [m.text for m in await hub.messages(conversation.id)]
     assert texts == [f"part {i}" for i in range(6)]
+
+
+@pytest.mark.anyio
+async def test_usage_cap_is_a_health_event_and_the_reply_stays_queued() -> None:
+    fake = FakeX()
+    async with open_hub(fake) as hub, hub.subscribe() as events:
+        first = fake.customer_dm(CUSTOMER, "hello?")
+        await hub.handle_webhook("twitter", fake.dm_webhook(first))
+        [conversation] = await hub.conversations()
+        fake.usage_capped = True
+        message = await hub.reply(conversation.id, "answer")
+        with anyio.fail_after(5):
+            while True:
+                event = await events.receive()
+                if event.kind == "adapter_health":
+                    break
+        assert event.state.value == "usage_capped"
+        assert (await hub.message(message.id)).status is DeliveryStatus.QUEUED
+        assert fake.sent_dms == []

@@ -335,9 +335,10 @@ class XApi:
                     **common,
                 )
             budget = self.budgets.get(key)
-            retry_after = 60.0
-            if budget is not None:
-                retry_after = max(budget.reset - self.now().timestamp(), 1.0)
+            now = self.now().timestamp()
+            retry_after = 60.0  # X always sends x-rate-limit-reset; this is for when it does not
+            if budget is not None and budget.reset > now:
+                retry_after = max(budget.reset - now, 1.0)
                 budget.remaining = 0
             elif "retry-after" in response.headers:
                 retry_after = float(response.headers["retry-after"])
