@@ -885,7 +885,11 @@ async def test_awaiting_reply_lists_unanswered_open_conversations(store: Store) 
 # --------------------------------------------------------------------------- properties
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=30)
+# Each example runs real transactions (PostgreSQL too): fewer examples than the profile's default.
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    max_examples=min(30, settings().max_examples),
+)
 @given(
     batches=st.lists(
         st.tuples(st.lists(st.integers(0, 5), min_size=1, max_size=6), st.booleans()),
