@@ -256,6 +256,24 @@ def parse_document(doc: Any, *, app_id: str | None = None) -> list[Inbound]:
         payload = WirePayload.model_validate(doc)
     except ValidationError as exc:
         raise PayloadError(f"not a Messenger webhook payload: {_first_error(exc)}") from exc
+    return _items(payload, doc, app_id)
+
+
+def parse_payload(body: bytes, *, app_id: str | None = None) -> list[Inbound]:
+    """Items for every event of a webhook body (already verified). Raises PayloadError."""
+    try:
+        # Validating from the bytes is cheaper than from decoded objects; the decoded
+        # events are still needed, as the raw payload kept with each item.
+        payload = WirePayload.model_validate_json(body)
+        doc = json.loads(body)
+    except ValidationError as exc:
+        raise PayloadError(f"not a Messenger webhook payload: {_first_error(exc)}") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError("the webhook body is not JSON") from exc
+    return _items(payload, doc, app_id)
+
+
+def _items(payload: WirePayload, doc: Any, app_id: str | None) -> list[Inbound]:
     if payload.object != "page":
         raise PayloadError(f"webhook object is {payload.object!r}, expected 'page'")
     raw_entries: Sequence[dict[str, Any]] = doc["entry"]
@@ -266,15 +284,6 @@ def parse_document(doc: Any, *, app_id: str | None = None) -> list[Inbound]:
             for ev, raw in zip(events, raws, strict=True):
                 batch.event(entry.id, entry.time, ev, raw, standby)
     return batch.sorted()
-
-
-def parse_payload(body: bytes, *, app_id: str | None = None) -> list[Inbound]:
-    """Items for every event of a webhook body (already verified). Raises PayloadError."""
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError("the webhook body is not JSON") from exc
-    return parse_document(doc, app_id=app_id)
 
 
 def _first_error(exc: ValidationError) -> str:
