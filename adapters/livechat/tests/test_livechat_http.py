@@ -167,3 +167,31 @@ async def test_widget_script_is_served_as_javascript(client: httpx.AsyncClient) 
     answer = await client.get("/widget.js")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/javascript")
+
+
+async def test_http_receipt_marks_a_reply_of_the_own_session_only(
+    hub: Hub, client: httpx.AsyncClient
+) -> None:
+    alice = await start(client)
+    sent = await client.post(
+        "/api/messages",
+        json={"session": alice["session"], "client_id": "r1", "text": "hi"},
+        headers=bearer(alice),
+    )
+    reply = await hub.reply((await hub.message(sent.json()["id"])).conversation_id, "hello Alice")
+    await hub.drain(timeout=5)
+    provider_id = (await hub.message(reply.id)).provider_ids[0]
+    mallory = await start(client)
+    stolen = await client.post(
+        "/api/receipts",
+        json={"session": mallory["session"], "provider_id": provider_id, "status": "read"},
+        headers=bearer(mallory),
+    )
+    assert stolen.status_code == 404
+    own = await client.post(
+        "/api/receipts",
+        json={"session": alice["session"], "provider_id": provider_id, "status": "read"},
+        headers=bearer(alice),
+    )
+    assert own.status_code == 200
+    assert (await hub.message(reply.id)).status.value == "read"

@@ -320,3 +320,35 @@ async def test_disconnected_session_closes_its_sockets_and_the_visitor_resyncs(
         app, SITE, token=visitor.token, session=visitor.session, since=first
     ) as again:
         assert [m["id"] for m in await again.history()] == [reply.id]
+
+
+async def test_agent_read_watermark_is_pushed_to_the_visitor(
+    hub: Hub, app: Any, channel: LivechatChannel
+) -> None:
+    async with ScriptedVisitor.in_process(app, SITE) as visitor:
+        server_id = await visitor.say("did you see this?")
+        await channel.mark_read_by_agent(session_id(visitor), server_id)
+        assert await visitor.next_frame("read") == {"type": "read", "from": "agent", "id": server_id}
+
+
+@pytest.mark.parametrize("livechat_settings", [{"typing_interval_seconds": 60}])
+async def test_typing_changes_are_rate_limited(hub: Hub, app: Any) -> None:
+    async with hub.subscribe() as events, ScriptedVisitor.in_process(app, SITE) as visitor:
+        for on in (True, False, True, False, True):
+            await visitor.typing(on)
+        await visitor.ping()
+        seen = []
+        while True:
+            with anyio.move_on_after(0.2):
+                seen.append(await events.receive())
+                continue
+            break
+    assert [e.on for e in seen if isinstance(e, Typing)] == [True, False]
+
+
+async def test_visitor_message_with_html_is_stored_as_plain_text(hub: Hub, app: Any) -> None:
+    async with ScriptedVisitor.in_process(app, SITE) as visitor:
+        server_id = await visitor.say("<img src=x onerror=alert(1)>")
+    message = await hub.message(server_id)
+    assert [part.kind for part in message.parts] == ["text"]
+    assert message.text == "<img src=x onerror=alert(1)>"
