@@ -196,7 +196,7 @@ def safe_filename(name: str | None, content_type: str, index: int) -> str:
     if name:
         name = unicodedata.normalize("NFC", name)
         name = name.replace("\\", "/").rsplit("/", 1)[-1]
-        cleaned = _UNSAFE.sub("_", name).strip(" ._")
+        cleaned = _UNSAFE.sub("_", name).strip(" .")
         if len(cleaned) > 150:
             stem, dot, ext = cleaned.rpartition(".")
             cleaned = stem[: 150 - len(ext) - 1] + dot + ext if dot and len(ext) <= 10 else cleaned[:150]
