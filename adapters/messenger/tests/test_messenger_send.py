@@ -378,3 +378,14 @@ async def test_fake_served_on_localhost_works_end_to_end(fake: FakeGraphAPI, clo
         channel = MessengerChannel(config, plain_context(http, clock))
         result = await channel.send(outbound(TextPart(text="over real HTTP")))
     assert fake.sent[0].mid == result.provider_message_id
+
+
+async def test_thread_owned_by_another_app_is_a_permanent_error(fake: FakeGraphAPI, clock: Clock) -> None:
+    fake.message_event(PAGE, PSID, "hi", standby=True)
+    async with open_channel(fake, clock) as channel:
+        with pytest.raises(PermanentSendError) as info:
+            await channel.send(outbound(TextPart(text="x")))
+        assert info.value.provider_code == "10/2018300"
+        fake.set_thread_owner(PAGE, PSID, ours=True)
+        await channel.send(outbound(TextPart(text="x")))
+    assert len(fake.sent) == 1

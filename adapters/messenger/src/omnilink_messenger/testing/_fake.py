@@ -172,6 +172,7 @@ class SentMessage:
 class _User:
     last_wrote: datetime | None = None
     available: bool = True
+    other_app_owns_thread: bool = False
 
 
 @dataclass
@@ -238,6 +239,10 @@ class FakeGraphAPI(FakeProvider):
     def add_file(self, url: str, size: int, content_type: str) -> None:
         """Make ``url`` fetchable by the fake (Meta downloads attachments sent by URL)."""
         self._files[url] = _File(size, content_type)
+
+    def set_thread_owner(self, page_id: str, psid: str, *, ours: bool) -> None:
+        """Hand the thread to another app (``ours=False``: sends get 10/2018300) or take it back."""
+        self._user(page_id, psid).other_app_owns_thread = not ours
 
     def set_unavailable(self, page_id: str, psid: str, unavailable: bool = True) -> None:
         """Make a customer unreachable (Meta answers 551)."""
@@ -317,6 +322,13 @@ class FakeGraphAPI(FakeProvider):
             return graph_error("(#100) No matching user found", 100, 2018001)
         if not user.available:
             return graph_error("(#551) This person isn't available right now.", 551, 1545041)
+        if user.other_app_owns_thread and "sender_action" not in body:
+            return graph_error(
+                "(#10) This message is sent outside of allowed window. Another app is controlling this "
+                "thread now.",
+                10,
+                2018300,
+            )
         if "sender_action" in body:
             if body["sender_action"] not in _SENDER_ACTIONS or "message" in body:
                 return graph_error(
@@ -482,6 +494,8 @@ class FakeGraphAPI(FakeProvider):
         user = self._user(page_id, psid)
         if user.last_wrote is None or when > user.last_wrote:
             user.last_wrote = when
+            # Messages arrive under standby exactly while another app owns the thread.
+            user.other_app_owns_thread = standby
         message: dict[str, Any] = {"mid": mid or self._mid()}
         if text is not None:
             message["text"] = text
