@@ -223,3 +223,19 @@ async def test_retweets_are_ignored(harness: Harness) -> None:
     payload = fake.activity(posts=[post])
     payload["tweet_create_events"][0]["retweeted_status"] = {"id_str": "1"}
     assert (await harness.channel.handle_webhook(fake.signed_request(payload))).items == ()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"for_user_id": "1000000001", "direct_message_events": ["not an object"]},
+        {"for_user_id": "1000000001", "direct_message_events": [{"type": "message_create", "id": "1"}]},
+        {"for_user_id": "1000000001", "tweet_create_events": [{"id_str": "5"}]},
+        {"for_user_id": "1000000001", "direct_message_mark_read_events": [{"sender_id": "2"}]},
+    ],
+)
+async def test_signed_but_malformed_events_are_payload_errors(
+    harness: Harness, payload: dict[str, object]
+) -> None:
+    with pytest.raises(PayloadError):
+        await harness.channel.handle_webhook(harness.fake.signed_request(payload))

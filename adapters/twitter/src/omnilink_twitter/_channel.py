@@ -179,7 +179,7 @@ class TwitterChannel(Channel):
         index = await self._load_index(classic_parent_ids(payload))
         try:
             items: list[Inbound] = parse_activity(payload, self.account, index)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise PayloadError(f"not an Account Activity payload: {exc!r}", channel=self.name) from exc
         await self._save_index(index)
         return WebhookResult(WebhookResponse(), tuple(items))
