@@ -57,20 +57,29 @@ def baseline_count(text: str) -> tuple[str, int]:
     return "UCS-2", len(text.encode("utf-16-le")) // 2
 
 
-def rate(fn: Callable[[], Any], items: int, repeat: int = 3) -> float:
-    best = float("inf")
+def rates(fns: dict[str, Callable[[], Any]], items: int, repeat: int = 5) -> dict[str, float]:
+    """Items per second for each function: best of ``repeat`` runs, interleaved so every
+    function sees the same machine load."""
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return items / best
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: items / seconds for name, seconds in best.items()}
 
 
 def bench_segments() -> None:
     texts = corpus(5000)
-    ours = rate(lambda: [segments(t) for t in texts], len(texts))
-    smart = rate(lambda: [segments(t, smart_encoding=True) for t in texts], len(texts))
-    plain = rate(lambda: [baseline_count(t) for t in texts], len(texts))
+    r = rates(
+        {
+            "ours": lambda: [segments(t) for t in texts],
+            "smart": lambda: [segments(t, smart_encoding=True) for t in texts],
+            "plain": lambda: [baseline_count(t) for t in texts],
+        },
+        len(texts),
+    )
+    ours, smart, plain = r["ours"], r["smart"], r["plain"]
     multi = sum(segments(t).count > 1 for t in texts)
     print(f"segments(): {ours:,.0f} msg/s   smart_encoding: {smart:,.0f} msg/s   "
           f"baseline: {plain:,.0f} msg/s   ratio ours/baseline: {ours / plain:.3f}   "
@@ -126,8 +135,8 @@ def bench_webhooks() -> None:
         anyio.run(ours_all)
 
     assert all(baseline(r) for r in requests)
-    ours = rate(run_ours, len(requests))
-    plain = rate(lambda: [baseline(r) for r in requests], len(requests))
+    r = rates({"ours": run_ours, "plain": lambda: [baseline(r) for r in requests]}, len(requests))
+    ours, plain = r["ours"], r["plain"]
     print(
         f"Twilio inbound parse+verify: {ours:,.0f} req/s   baseline (parse_qsl + HMAC): {plain:,.0f} req/s "
         f"ratio ours/baseline: {ours / plain:.3f}"

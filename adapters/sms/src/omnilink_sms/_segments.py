@@ -9,9 +9,14 @@ octets. A segment never ends inside an escape pair, a surrogate pair or a graphe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import add
 from typing import Literal
+
+import regex
 
 from omnilink import graphemes
 
@@ -142,53 +147,56 @@ def _smart(text: str) -> tuple[str, dict[str, str]]:
     return "".join(out), used
 
 
-def _gsm_units(text: str) -> list[str]:
-    """GSM-7 text in unbreakable pieces: characters, with CR LF (one grapheme) kept whole."""
-    if "\r\n" not in text:
-        return list(text)
-    units: list[str] = []
-    for i, line in enumerate(text.split("\r\n")):
-        if i:
-            units.append("\r\n")
-        units.extend(line)
-    return units
+_CLUSTERING = regex.compile(
+    r"[\r\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=Regional_Indicator}\p{GCB=Prepend}\p{GCB=SpacingMark}"
+    r"\p{GCB=L}\p{GCB=V}\p{GCB=T}\p{GCB=LV}\p{GCB=LVT}\p{GCB=Control}]"
+)
+"""Characters that may join a grapheme cluster with a neighbour; without any, every code
+point is a cluster of its own (UAX #29 rules GB3-GB9b, GB11-GB13)."""
+
+_DOUBLE: dict[Encoding, Callable[[str], bool]] = {
+    "GSM-7": GSM7_EXTENSION.__contains__,  # escape + character
+    "UCS-2": "\uffff".__lt__,  # a surrogate pair
+}
+"""Which code points cost two septets or two UTF-16 units instead of one."""
 
 
 def _split(text: str, encoding: Encoding, limit: int) -> list[str]:
     """Greedy split at grapheme boundaries; a cluster longer than a segment is cut between
-    code points (never inside a surrogate pair, and an escape pair is one code point here)."""
-    if encoding == "GSM-7":
-        # GSM-7 has no combining marks: its only multi-character grapheme is CR LF.
-        if "\r\n" not in text and not any(c in text for c in _EXTENSION):
-            return [text[i : i + limit] for i in range(0, len(text), limit)]
-        return _fill(_gsm_units(text), encoding, limit)
-    units: list[str] = []
-    for cluster in graphemes(text):
-        # A UTF-16 unit count is at most twice the code point count.
-        if len(cluster) * 2 <= limit or _measure(cluster, encoding) <= limit:
-            units.append(cluster)
-        else:
-            units.extend(cluster)
-    return _fill(units, encoding, limit)
+    code points (never inside a surrogate pair; an escape pair is one code point here)."""
+    # GSM-7 has no combining marks: its only multi-character grapheme is CR LF.
+    if encoding == "GSM-7" and "\r\n" not in text:
+        units: list[str] = list(text)
+    elif _CLUSTERING.search(text) is None:
+        units = list(text)  # every code point is its own grapheme
+    else:
+        units = graphemes(text)
+        # A cluster costs at most two per code point, so this is almost always false.
+        if max(map(len, units)) * 2 > limit:
+            units = [piece for cluster in units for piece in _fitting(cluster, encoding, limit)]
+    return _fill(text, units, _DOUBLE[encoding], limit)
 
 
-def _fill(units: list[str], encoding: Encoding, limit: int) -> list[str]:
+def _fitting(cluster: str, encoding: Encoding, limit: int) -> list[str]:
+    """A grapheme cluster as one unit, or its code points when it is longer than a segment."""
+    return [cluster] if _measure(cluster, encoding) <= limit else list(cluster)
+
+
+def _fill(text: str, units: list[str], double: Callable[[str], bool], limit: int) -> list[str]:
+    """Greedy fill: each segment takes as many whole units as fit in ``limit``.
+
+    The cost of the text up to a unit boundary is its code points plus those that count
+    double; both prefix sums are built without a Python-level loop.
+    """
+    offset_at = list(accumulate(map(len, units), initial=0))
+    doubles = list(accumulate(map(double, text), initial=0))
+    cost_at = list(map(add, offset_at, map(doubles.__getitem__, offset_at)))
     parts: list[str] = []
-    current: list[str] = []
-    used = 0
-    gsm = encoding == "GSM-7"
-    for unit in units:
-        if len(unit) == 1:
-            size = (2 if unit in GSM7_EXTENSION else 1) if gsm else (2 if unit > "\uffff" else 1)
-        else:
-            size = _measure(unit, encoding)
-        if current and used + size > limit:
-            parts.append("".join(current))
-            current, used = [], 0
-        current.append(unit)
-        used += size
-    if current:
-        parts.append("".join(current))
+    start, count = 0, len(units)
+    while start < count:
+        end = max(bisect_right(cost_at, cost_at[start] + limit) - 1, start + 1)
+        parts.append(text[offset_at[start] : offset_at[end]])
+        start = end
     return parts
 
 
