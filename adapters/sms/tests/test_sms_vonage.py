@@ -19,6 +19,7 @@ from omnilink import (
     PermanentSendError,
     RateLimitedError,
     RecipientUnavailableError,
+    RetryableSendError,
     TextPart,
 )
 from omnilink.testing import Fault
@@ -262,3 +263,21 @@ async def test_parts_arriving_at_two_workers_at_once_make_one_message(tmp_path: 
         (conversation,) = await hubs[0].conversations()
         texts = [m.text for m in await hubs[0].messages(conversation.id)]
         assert sorted(texts) == [f"round {r}: " + LONG_TEXT for r in range(3)]
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault(status=429, headers={"Retry-After": "3"}, body={}, endpoint="sms"), RateLimitedError),
+        (Fault(status=502, body={}, endpoint="sms"), RetryableSendError),
+        (Fault(status=400, body={"error": "bad"}, endpoint="sms"), PermanentSendError),
+    ],
+)
+async def test_vonage_http_errors_are_mapped(fault: Fault, error: type[Exception]) -> None:
+    fake = fake_vonage()
+    fake.inject(fault)
+    async with open_hub(vonage_config(fake), fake) as hub:
+        with pytest.raises(error) as raised:
+            await sms(hub).send(outbound())
+        if isinstance(raised.value, RateLimitedError):
+            assert raised.value.retry_after == 3.0

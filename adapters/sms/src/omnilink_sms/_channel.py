@@ -33,6 +33,7 @@ from omnilink import (
     PayloadError,
     PermanentSendError,
     PolicyRefusal,
+    RateLimitedError,
     RetryableSendError,
     SendContext,
     SendError,
@@ -310,13 +311,17 @@ class SmsChannel(Channel):
         resp = await self._post(f"{vonage.base_url.rstrip('/')}/sms/json", data=data)
         if resp.status_code == 401:
             raise vonage_error("4", "HTTP 401", channel=self.name, recipient=recipient, request_id=None)
+        retry_after = retry_after_seconds(resp.headers.get("retry-after"), _now_utc(self.context))
         if resp.status_code == 429:
-            raise vonage_error("1", "HTTP 429", channel=self.name, recipient=recipient, request_id=None)
+            raise RateLimitedError(
+                "Vonage HTTP 429", channel=self.name, provider_code="1", retry_after=retry_after
+            )
         if resp.status_code >= 500:
-            raise RetryableSendError(
-                f"Vonage {resp.status_code}",
+            raise RetryableSendError(f"Vonage {resp.status_code}", channel=self.name, retry_after=retry_after)
+        if resp.status_code >= 400:
+            raise PermanentSendError(
+                f"Vonage refused the request with HTTP {resp.status_code}: {resp.text[:200]}",
                 channel=self.name,
-                retry_after=retry_after_seconds(resp.headers.get("retry-after"), _now_utc(self.context)),
             )
         try:
             body = resp.json()
