@@ -16,13 +16,14 @@ from anyio.abc import Process
 from livechat_support import SITE, livechat_config
 
 from omnilink import DeliveryStatus, Hub, PostgresStore
+from omnilink_livechat import LivechatChannel
 from omnilink_livechat import _plugin as livechat_plugin
 from omnilink_livechat.testing import ScriptedVisitor
 
 POSTGRES_DSN = os.environ.get("OMNILINK_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 HERE = Path(__file__).parent
 
-pytestmark = [pytest.mark.postgres, pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
+pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 
 
 @pytest.fixture
@@ -94,6 +95,7 @@ async def workers(livechat_pg_dsn: str) -> AsyncIterator[tuple[str, list[str]]]:
                 await process.aclose()
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the real-server visitor uses websockets
 async def test_reply_dispatched_by_one_worker_reaches_a_visitor_on_another(
     livechat_pg_dsn: str, workers: tuple[str, list[str]]
 ) -> None:
@@ -116,3 +118,31 @@ async def test_reply_dispatched_by_one_worker_reaches_a_visitor_on_another(
         with anyio.fail_after(10):
             while (await helpdesk.message(reply.id)).status is not DeliveryStatus.DELIVERED:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_two_hubs_on_one_database_fan_out_replies_and_availability(livechat_pg_dsn: str) -> None:
+    await _schema_ready(livechat_pg_dsn)
+    config = livechat_config(notify_dsn=livechat_pg_dsn, notify_channel=f"livechat_{uuid.uuid4().hex[:12]}")
+
+    def worker(dispatch: bool) -> Hub:
+        return Hub(
+            store=PostgresStore(livechat_pg_dsn, max_size=2),
+            channels={"livechat": config},
+            plugins=[livechat_plugin],
+            load_entry_points=False,
+            dispatch=dispatch,
+        )
+
+    sockets, dispatcher = worker(False), worker(True)
+    async with sockets, dispatcher, ScriptedVisitor.in_process(sockets.asgi_app(), SITE) as visitor:
+        server_id = await visitor.say("hello")
+        conversation_id = (await dispatcher.message(server_id)).conversation_id
+        reply = await dispatcher.reply(conversation_id, "from the other worker")
+        pushed = await visitor.agent_message(timeout=10)
+        assert pushed["id"] == reply.id
+        assert pushed["text"] == "from the other worker"
+        chat = dispatcher.channel("livechat")
+        assert isinstance(chat, LivechatChannel)
+        chat.set_agents_available(False)
+        assert await visitor.next_frame("agents", timeout=10) == {"type": "agents", "available": False}

@@ -273,7 +273,17 @@ class LivechatChannel(Channel):
         return self._agents_available
 
     def set_agents_available(self, available: bool) -> None:
-        """Tell every widget whether agents answer now (when not, it offers the email form)."""
+        """Tell every widget whether agents answer now (when not, it offers the email form).
+
+        With ``notify_dsn``, every process sharing the database follows (announced in the
+        background, typically within milliseconds).
+        """
+        self.apply_agents_available(available)
+        if self._notifier is not None:
+            self._notifier.announce({"k": "a", "v": available})
+
+    def apply_agents_available(self, available: bool) -> None:
+        """Set availability in this process only and push it to its widgets."""
         self._agents_available = available
         for session_id in list(self._sessions):
             self.push_to_session(session_id, {"type": "agents", "available": available})

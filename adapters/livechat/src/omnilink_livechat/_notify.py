@@ -40,6 +40,7 @@ class Notifier:
         """Identifies this process's notifications, which it ignores (it pushed them already)."""
         self._conn: Any = None
         self._lock = anyio.Lock()
+        self._announce_send, self._announce_receive = anyio.create_memory_object_stream[dict[str, Any]](256)
 
     async def _notify(self, payload: dict[str, Any]) -> None:
         import psycopg
@@ -58,6 +59,20 @@ class Notifier:
         await self._notify(
             {"k": "m", "s": outbound.thread_key, "m": outbound.message_id, "p": outbound.part_index}
         )
+
+    def announce(self, payload: dict[str, Any]) -> None:
+        """Notify without waiting (from synchronous code); sent by the listening task."""
+        try:
+            self._announce_send.send_nowait(payload)
+        except anyio.WouldBlock:
+            self._channel.context.log.warning("livechat announcement dropped: too many queued")
+
+    async def _announcer(self) -> None:
+        async for payload in self._announce_receive:
+            try:
+                await self._notify(payload)
+            except Exception:
+                self._channel.context.log.exception("livechat announcement failed")
 
     async def notify_frame(self, session_id: str, frame: dict[str, Any]) -> None:
         await self._notify({"k": "f", "s": session_id, "f": frame})
@@ -99,6 +114,7 @@ class Notifier:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(run_worker)
+            tg.start_soon(self._announcer)
             try:
                 with anyio.fail_after(10):
                     await ready.wait()
@@ -117,6 +133,9 @@ class Notifier:
     async def _deliver(self, raw: str) -> None:
         payload = json.loads(raw)
         if payload.get("o") == self.origin:
+            return
+        if payload.get("k") == "a":
+            self._channel.apply_agents_available(bool(payload.get("v")))
             return
         session_id = str(payload.get("s", ""))
         if not self._channel.is_online(session_id):
