@@ -196,9 +196,6 @@ def build_app(channel: LivechatChannel) -> Starlette:
                 )
                 return
             connection.last_seen = anyio.current_time()
-            if frames.take() > 0:
-                connection.push({"type": "error", "code": "rate_limited", "detail": "too many frames"})
-                continue
             try:
                 frame = CLIENT_FRAME.validate_json(raw if raw is not None else raw_bytes)
             except ValidationError as exc:
@@ -208,10 +205,16 @@ def build_app(channel: LivechatChannel) -> Starlette:
                     await _close(websocket, CLOSE_POLICY, "bad_frames", "too many malformed frames")
                     return
                 continue
+            wait = frames.take()
+            if wait > 0 and not isinstance(frame, MessageFrame):
+                connection.push({"type": "error", "code": "rate_limited", "detail": "too many frames"})
+                continue
             visitor = connection.visitor
             try:
                 if isinstance(frame, MessageFrame):
-                    wait = messages.take()
+                    # A refused message is named by its client id: the widget resends it later.
+                    if wait == 0:
+                        wait = messages.take()
                     if wait > 0:
                         connection.push(
                             {
@@ -237,7 +240,8 @@ def build_app(channel: LivechatChannel) -> Starlette:
                     if frame.provider_id in connection.pushed_ids:
                         connection.pushed_ids.discard(frame.provider_id)
                         await channel.accept_status(frame.provider_id, DeliveryStatus.DELIVERED)
-                        tg.start_soon(channel.recheck_delivered, visitor, frame.provider_id)
+                        if channel.rechecks_receipts:
+                            tg.start_soon(channel.recheck_delivered, visitor, frame.provider_id)
                 elif isinstance(frame, PingFrame):
                     connection.push({"type": "pong", "agents_available": channel.agents_available})
                 elif isinstance(frame, ResyncFrame):

@@ -455,6 +455,11 @@ class LivechatChannel(Channel):
             ]
         )
 
+    @property
+    def rechecks_receipts(self) -> bool:
+        """Receipts are checked back only where workers race (several processes on PostgreSQL)."""
+        return self._notifier is not None
+
     async def recheck_delivered(self, visitor: Visitor, provider_id: str) -> None:
         """Resubmit a delivery receipt the Hub could not match yet.
 
