@@ -262,15 +262,11 @@ def parse_document(doc: Any, *, app_id: str | None = None) -> list[Inbound]:
 def parse_payload(body: bytes, *, app_id: str | None = None) -> list[Inbound]:
     """Items for every event of a webhook body (already verified). Raises PayloadError."""
     try:
-        # Validating from the bytes is cheaper than from decoded objects; the decoded
-        # events are still needed, as the raw payload kept with each item.
-        payload = WirePayload.model_validate_json(body)
         doc = json.loads(body)
-    except ValidationError as exc:
-        raise PayloadError(f"not a Messenger webhook payload: {_first_error(exc)}") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError("the webhook body is not JSON") from exc
-    return _items(payload, doc, app_id)
+    # Validating the decoded document measured faster than validating the bytes again.
+    return parse_document(doc, app_id=app_id)
 
 
 def _items(payload: WirePayload, doc: Any, app_id: str | None) -> list[Inbound]:
