@@ -37,8 +37,10 @@ class ImapConfig(_Config):
     username: str
     password: SecretStr
     mailbox: str = "INBOX"
-    batch_size: int = Field(default=100, ge=1, le=5000)
-    """Messages fetched per round trip (bounds memory during a backfill)."""
+    batch_size: int = Field(default=50, ge=1, le=1000)
+    """Messages fetched per round trip. Memory during a backfill grows with the square of the
+    batch (aioimaplib parses a FETCH response recursively, one copy of the rest per message),
+    so keep it small: 50 holds a few MiB."""
     idle: bool = True
     """Wait with IMAP IDLE when the server supports it; otherwise poll."""
     idle_timeout: float = 25 * 60

@@ -17,6 +17,7 @@ from omnilink import PayloadError
 __all__ = [
     "NotAnEmailError",
     "decode_bytes",
+    "decode_words",
     "header_text",
     "message_ids",
     "parse_date",
@@ -89,7 +90,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _decode_words(value: str) -> str:
+def decode_words(value: str) -> str:
     try:
         return str(make_header(decode_header(value)))
     except (ValueError, LookupError, UnicodeError, AssertionError):
@@ -100,6 +101,16 @@ def _decode_words(value: str) -> str:
         except (ValueError, LookupError, UnicodeError, AssertionError):
             return value
         return "".join(chunks)
+
+
+def _clean_header(value: str) -> str:
+    if not value.isascii():
+        value = _unescape_surrogates(value)
+    if "=?" in value:
+        value = decode_words(value)
+    if "\n" in value or "\r" in value or "  " in value or "\t" in value:
+        value = " ".join(value.split())
+    return value.strip()
 
 
 def _unescape_surrogates(value: str) -> str:
@@ -118,8 +129,7 @@ def header_text(msg: Message, name: str) -> str | None:
     lowered = name.lower()
     for key, value in msg.raw_items() if hasattr(msg, "raw_items") else msg.items():
         if key.lower() == lowered:
-            text = _decode_words(_unescape_surrogates(str(value)))
-            return " ".join(text.replace("\r", " ").replace("\n", " ").split())
+            return _clean_header(str(value))
     return None
 
 
@@ -128,8 +138,7 @@ def header_all(msg: Message, name: str) -> list[str]:
     out: list[str] = []
     for key, value in msg.raw_items() if hasattr(msg, "raw_items") else msg.items():
         if key.lower() == lowered:
-            text = _decode_words(_unescape_surrogates(str(value)))
-            out.append(" ".join(text.replace("\r", " ").replace("\n", " ").split()))
+            out.append(_clean_header(str(value)))
     return out
 
 

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email import policy
-from email.parser import BytesHeaderParser
 
-from ._mime import header_text, message_ids, parse_date, synthetic_message_id
+from ._mime import decode_words, message_ids, parse_date, synthetic_message_id
 from ._subject import base_subject
 
 __all__ = ["thread_messages"]
-
-_HEADERS = BytesHeaderParser(policy=policy.compat32)
 
 
 @dataclass(eq=False)
@@ -38,16 +35,33 @@ class _Summary:
     digest: str
 
 
+_WANTED = {"message-id", "references", "in-reply-to", "subject", "date"}
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
+def _headers(raw: bytes) -> dict[str, str]:
+    """The few headers threading needs, read straight from the header block (fast, never raises)."""
+    end = _HEAD_END.search(raw)
+    block = (raw[: end.start()] if end else raw).decode("utf-8", "surrogateescape")
+    found: dict[str, str] = {}
+    for line in _FOLD.sub(" ", block).splitlines():
+        name, sep, value = line.partition(":")
+        key = name.strip().lower()
+        if sep and key in _WANTED and key not in found:
+            found[key] = value.strip()
+    return found
+
+
 def _summarise(raw: bytes) -> _Summary:
-    try:
-        msg = _HEADERS.parsebytes(raw)
-        ids = message_ids(header_text(msg, "message-id"))
-        refs = message_ids(header_text(msg, "references"))
-        in_reply_to = message_ids(header_text(msg, "in-reply-to"))
-        subject = header_text(msg, "subject") or ""
-        date = parse_date(header_text(msg, "date"))
-    except Exception:  # unreadable headers: the message is still kept, as its own thread
-        ids, refs, in_reply_to, subject, date = [], [], [], "", None
+    headers = _headers(raw)
+    ids = message_ids(headers.get("message-id"))
+    refs = message_ids(headers.get("references"))
+    in_reply_to = message_ids(headers.get("in-reply-to"))
+    subject = headers.get("subject") or ""
+    if "=?" in subject or not subject.isascii():
+        subject = decode_words(subject.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    date = parse_date(headers.get("date"))
     if in_reply_to and in_reply_to[0] not in refs:
         refs.append(in_reply_to[0])
     own = ids[0] if ids else synthetic_message_id(raw)
