@@ -839,6 +839,38 @@ async def test_concurrent_outbox_claims_never_share_a_row(store: Store) -> None:
     assert sorted(taken) == sorted(r.id for r in rows)
 
 
+@pytest.mark.anyio
+async def test_next_outbox_due_never_misses_a_row_changing_state(store: Store) -> None:
+    row = outbox_row("msg_1")
+    await store.run(lambda tx: tx.insert_outbox(row))
+    leased = row.model_copy(update={"state": OutboxState.IN_FLIGHT, "lease_until": at(1)})
+    flipping = True
+    seen: list[datetime | None] = []
+
+    async def flip() -> None:
+        nonlocal flipping
+        for i in range(100):
+
+            def update(tx: Transaction, current: OutboxRow = leased if i % 2 == 0 else row) -> None:
+                tx.update_outbox(current)
+
+            await store.run(update)
+        flipping = False
+
+    async def poll() -> None:
+        while flipping:
+            seen.append(await store.run(lambda tx: tx.next_outbox_due()))
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(flip)
+            tg.start_soon(poll)
+    assert None not in seen
+    # A row in flight without a lease counts from its due time.
+    await store.run(lambda tx: tx.update_outbox(leased.model_copy(update={"lease_until": None})))
+    assert await store.run(lambda tx: tx.next_outbox_due()) == at(0)
+
+
 # --------------------------------------------------------------------------- opt-outs, state, metrics
 
 

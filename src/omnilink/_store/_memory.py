@@ -400,8 +400,8 @@ class _MemoryTransaction:
         for _, row in self._d.outbox.values():
             if row.state is OutboxState.PENDING:
                 times.append(row.due_at)
-            elif row.state is OutboxState.IN_FLIGHT and row.lease_until is not None:
-                times.append(row.lease_until)
+            elif row.state is OutboxState.IN_FLIGHT:
+                times.append(row.lease_until or row.due_at)
         return min(times, default=None)
 
     # ------------------------------------------------------------------ opt-outs

@@ -56,6 +56,12 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 class PostgresStore(Store):
     """A store in a PostgreSQL database (``dsn`` as libpq accepts it: URL or key=value).
 
+    Transactions run at READ COMMITTED, PostgreSQL's default and what ``SKIP LOCKED`` queues and
+    ``ON CONFLICT`` dedupe are built for: each ``Transaction`` method is consistent on its own
+    (one statement, or rows locked first), and every statement sees what committed before it.
+    A read-modify-write across methods (``get_conversation`` then ``save_conversation``) is
+    protected by taking ``lock_key`` on the thing first, as the receive pipeline does per contact.
+
     ``run(fn)`` may call ``fn`` more than once: when PostgreSQL aborts a transaction for a
     deadlock or a serialization failure, it is rolled back and run again (up to 5 times).
     Keep transaction functions free of effects outside the transaction.

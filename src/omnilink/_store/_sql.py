@@ -540,12 +540,14 @@ class SQLTransaction:
         return claimed
 
     def next_outbox_due(self) -> datetime | None:
-        pending = self._one("SELECT min(due_at) FROM outbox WHERE state = ?", (OutboxState.PENDING.value,))
-        leased = self._one(
-            "SELECT min(lease_until) FROM outbox WHERE state = ?", (OutboxState.IN_FLIGHT.value,)
+        # One statement, so one snapshot: under READ COMMITTED two queries could miss a row
+        # that moved from in_flight to pending between them.
+        row = self._one(
+            "SELECT min(t) FROM (SELECT min(due_at) AS t FROM outbox WHERE state = ?"
+            " UNION ALL SELECT min(coalesce(lease_until, due_at)) AS t FROM outbox WHERE state = ?) AS due",
+            (OutboxState.PENDING.value, OutboxState.IN_FLIGHT.value),
         )
-        times = [self._d.ts_out(r[0]) for r in (pending, leased) if r is not None and r[0] is not None]
-        return min(times, default=None)
+        return None if row is None or row[0] is None else self._d.ts_out(row[0])
 
     # ------------------------------------------------------------------ opt-outs
 
