@@ -372,3 +372,15 @@ async def test_text_reply_round_trips_as_text(hub: Hub, smtp_sink: SmtpSink) -> 
     await hub.reply(conv.id, "Plain answer\nsecond line")
     await hub.drain(timeout=10)
     assert parse_message(smtp_sink.received[0].data).parts == (TextPart(text="Plain answer\nsecond line"),)
+
+
+async def test_starting_a_conversation_sends_new_mail_with_the_subject(hub: Hub, smtp_sink: SmtpSink) -> None:
+    message = await hub.start_conversation(
+        "email", "New.Customer@Example.com", "Your order shipped.", subject="Order 1234"
+    )
+    await hub.drain(timeout=10)
+    (out,) = smtp_sink.received
+    assert out.recipients == ("new.customer@example.com",)
+    assert out.message["Subject"] == "Order 1234"
+    assert "In-Reply-To" not in out.message
+    assert (await hub.message(message.id)).status is DeliveryStatus.SENT
