@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import anyio
@@ -15,6 +16,7 @@ from omnilink import (
     Author,
     AuthorKind,
     BlockingHub,
+    ChannelSpec,
     ConfigurationError,
     ConversationStatus,
     DeliveryStatus,
@@ -29,16 +31,19 @@ from omnilink import (
     MessageReceived,
     NotFoundError,
     OptedOutError,
+    OutboundMessage,
     PolicyRefusal,
     QuickRepliesPart,
     QuickReply,
     Remedy,
     SendContext,
+    SendResult,
     StaleDeliveryUpdate,
     TextPart,
     hookimpl,
 )
-from omnilink.testing import FakeLoopback, Fault
+from omnilink.testing import FakeLoopback, Fault, LoopbackChannel, routing_transport
+from omnilink.testing._loopback import LOOPBACK_SPEC
 
 from .conftest import Clock, FakeChat, TwoChannels
 
@@ -505,3 +510,51 @@ def test_blocking_facade_from_sync_code(
         hub.drain()
         assert [m.text for m in hub.messages(conv.id)] == ["sync", "from Flask"]
     assert fake.sent[0]["text"] == "from Flask"
+
+
+@pytest.mark.anyio
+async def test_timeout_before_the_request_is_retried_and_sent_once(
+    hub: Hub, fakes: tuple[FakeLoopback, FakeChat]
+) -> None:
+    conv_id = await customer_writes(hub, fakes[0], "ana", "hi")
+    fakes[0].inject(Fault(kind="timeout_before"))
+    reply = await hub.reply(conv_id, "second try")
+    await hub.drain()
+    assert [s["text"] for s in fakes[0].sent] == ["second try"]
+    assert (await hub.message(reply.id)).status is DeliveryStatus.SENT
+
+
+class CrashingChannel(LoopbackChannel):
+    """A channel with a bug: its send raises something that is not a SendError."""
+
+    async def send(self, outbound: OutboundMessage) -> SendResult:
+        raise RuntimeError("adapter bug")
+
+
+class CrashingPlugin:
+    @hookimpl
+    def omnilink_channels(self) -> list[ChannelSpec]:
+        return [replace(LOOPBACK_SPEC, name="crashing", factory=CrashingChannel)]
+
+
+@pytest.mark.anyio
+async def test_a_send_that_keeps_crashing_fails_after_max_attempts(
+    fakes: tuple[FakeLoopback, FakeChat],
+) -> None:
+    fake = fakes[0]
+    hub = Hub(
+        store=MemoryStore(),
+        channels={"crashing": {"token": fake.token, "webhook_secret": fake.webhook_secret}},
+        plugins=[CrashingPlugin()],
+        load_entry_points=False,
+        transport=routing_transport(fake),
+        settings=HubSettings(backoff_base=0.001, poll_interval=0.02, max_attempts=3),
+    )
+    async with hub:
+        await hub.handle_webhook("crashing", fake.webhook([fake.message_event("ana", "hi")]))
+        [conv] = await hub.conversations()
+        reply = await hub.reply(conv.id, "never")
+        await hub.drain()
+        failed = await hub.message(reply.id)
+        assert failed.status is DeliveryStatus.FAILED
+        assert "gave up after 3 attempts" in (failed.error or "")

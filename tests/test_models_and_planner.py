@@ -171,3 +171,28 @@ def test_plan_keeps_supported_choices_and_media() -> None:
 
 def test_html_to_text_keeps_structure() -> None:
     assert html_to_text("<div>a</div><div>b<br>c</div>&amp;") == "a\n\nb\nc\n&"
+
+
+def test_choices_with_a_short_prompt_limit_send_the_rest_first() -> None:
+    caps = Capabilities(text_max=2000, buttons=ChoiceCapabilities(max_count=3, title_max=20, text_max=40))
+    long_text = "word " * 30
+    buttons = omnilink.ButtonsPart(
+        text=long_text.strip(), buttons=(omnilink.Button(title="Ok", payload="ok"),)
+    )
+    result = plan([buttons], caps)
+    *head, last = result.messages
+    assert head
+    assert isinstance(last.parts[0], omnilink.ButtonsPart)
+    assert len(last.parts[0].text) <= 40
+    joined = "".join(p.text for m in head for p in m.parts if isinstance(p, TextPart)) + last.parts[0].text
+    assert joined == long_text.strip()
+
+
+def test_captions_move_into_text_where_attachments_have_none() -> None:
+    caps = Capabilities(media=MediaCapabilities(max_count=1, types=frozenset({"image"}), captions=False))
+    image = MediaPart(url="https://i.test/a.png", content_type="image/png", caption="Our new shop")
+    result = plan([image], caps)
+    parts = [p for m in result.messages for p in m.parts]
+    assert any(isinstance(p, TextPart) and p.text == "Our new shop" for p in parts)
+    assert all(p.caption is None for p in parts if isinstance(p, MediaPart))
+    assert [d.kind for d in result.degradations] == ["caption_to_text"]

@@ -55,6 +55,8 @@ class MediaCapabilities(_Caps):
     """Per-kind limits that are stricter than ``max_bytes``."""
     with_text: bool = True
     """Whether attachments travel in the same provider message as text."""
+    captions: bool = True
+    """Whether an attachment can carry its own caption; if not, captions move into the text."""
 
 
 class ChoiceCapabilities(_Caps):
@@ -63,6 +65,9 @@ class ChoiceCapabilities(_Caps):
     max_count: int = 0
     """0 means the channel has none: they are rendered as numbered text."""
     title_max: int = 20
+    text_max: int | None = None
+    """Longest prompt the choices can carry (e.g. 640 for a Messenger button template);
+    longer text is sent first as plain messages."""
 
 
 class MessagingWindow(_Caps):
@@ -267,6 +272,10 @@ def plan(parts: Sequence[Part], capabilities: Capabilities) -> Plan:
         elif isinstance(part, MediaPart):
             _check_media_size(part, caps)
             if caps.media.max_count and part.media_type in caps.media.types:
+                if part.caption and not caps.media.captions:
+                    texts.append(part.caption)
+                    note("caption_to_text", f"the caption of {part.url} was sent as text")
+                    part = part.model_copy(update={"caption": None})
                 media.append(part)
             else:
                 label = part.filename or part.caption or part.media_type
@@ -323,18 +332,28 @@ def plan(parts: Sequence[Part], capabilities: Capabilities) -> Plan:
 
     messages: list[list[Part]] = [[TextPart(text=p)] for p in pieces]
     if choices is not None:
-        # Choices carry their own prompt: attach them to the last text, or send them alone.
-        if messages:
-            last = messages[-1][0]
-            assert isinstance(last, TextPart)
+        # Choices carry their own prompt: attach them to the last text, send them alone, or
+        # send the part of their prompt they cannot carry first as plain text.
+        choice_caps = caps.quick_replies if isinstance(choices, QuickRepliesPart) else caps.buttons
+        limits = [x for x in (caps.text_max, choice_caps.text_max) if x is not None]
+        limit = min(limits) if limits else None
+
+        def fits(text: str) -> bool:
+            return limit is None or caps.measure(text) <= limit
+
+        last = messages[-1][0] if messages else None
+        prompt = ""
+        if isinstance(last, TextPart):
             prompt = f"{last.text}\n\n{choices.text}" if choices.text else last.text
-            fitted = choices.model_copy(update={"text": prompt})
-            if caps.text_max is None or caps.measure(prompt) <= caps.text_max:
-                messages[-1] = [fitted]
-            else:
-                messages.append([choices])
-        else:
+        if isinstance(last, TextPart) and fits(prompt):
+            messages[-1] = [choices.model_copy(update={"text": prompt})]
+        elif fits(choices.text) or limit is None:
             messages.append([choices])
+        else:
+            head = split_text(choices.text, limit, caps.measure)
+            messages.extend([TextPart(text=p)] for p in head[:-1])
+            messages.append([choices.model_copy(update={"text": head[-1]})])
+            note("split", f"the prompt of the choices was split into {len(head)} messages")
     if media:
         per = max(caps.media.max_count, 1)
         groups = [media[i : i + per] for i in range(0, len(media), per)]

@@ -253,6 +253,9 @@ class SendResult(_Inbound):
     """What the provider said to a send."""
 
     provider_message_id: str
+    other_provider_ids: tuple[str, ...] = ()
+    """Further ids the provider gave the same send (e.g. one per SMS part); receipts for any of
+    them update the message."""
     status: DeliveryStatus = DeliveryStatus.SENT
     details: dict[str, str] = Field(default_factory=dict)
     """Channel facts about the send, e.g. ``segments`` and ``encoding`` for SMS."""
@@ -299,10 +302,15 @@ class ChannelContext:
 
     async def get_state(self, key: str) -> str | None:
         """Read a value this channel stored (cursors, UIDVALIDITY …); durable in the store."""
-        return await self._get_state(key)
+        value = await self._get_state(key)
+        return value or None
 
     async def set_state(self, key: str, value: str) -> None:
         await self._set_state(key, value)
+
+    async def delete_state(self, key: str) -> None:
+        """Forget a value (``get_state`` answers None afterwards)."""
+        await self._set_state(key, "")
 
     async def publish(self, event: Event) -> None:
         """Publish an ephemeral event (typing) to subscribers without storing it."""
@@ -358,6 +366,10 @@ class Channel(abc.ABC):
     def default_account(self) -> str | None:
         """The business account used when a caller names none (the only one, if just one)."""
         return None
+
+    def normalize_account(self, account: str) -> str:
+        """The canonical form of a business account name (e.g. our number in E.164)."""
+        return account
 
     def thread_key_for(self, account: str, address: str) -> str:
         """The thread key of a new thread with the customer at ``address`` (default: the address)."""

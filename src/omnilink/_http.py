@@ -14,6 +14,7 @@ AsyncClient = httpx.AsyncClient
 Request = httpx.Request
 Response = httpx.Response
 TimeoutException = httpx.TimeoutException
+ConnectTimeout = httpx.ConnectTimeout
 TransportError = httpx.TransportError
 
 

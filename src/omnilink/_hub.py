@@ -527,7 +527,7 @@ class Hub:
     # ------------------------------------------------------------------ send
 
     def _account(self, channel: Channel, account: str | None) -> str:
-        chosen = account or channel.default_account
+        chosen = channel.normalize_account(account) if account else channel.default_account
         if not chosen:
             raise ConfigurationError(f"channel {channel.name!r} has several accounts: name one with account=")
         return chosen
@@ -879,9 +879,9 @@ class Hub:
             for row in rows:
                 try:
                     await self._dispatch_one(row)
-                except Exception:
-                    log.exception("dispatch of %s failed unexpectedly; it will be retried", row.id)
-                    await self._reschedule(row, "internal error", None)
+                except Exception as exc:
+                    log.exception("dispatch of %s failed unexpectedly", row.id)
+                    await self._reschedule(row, f"internal error: {exc!r}", None)
 
     async def _dispatch_one(self, row: OutboxRow) -> None:
         channel = self._channels.get(row.channel)
@@ -906,7 +906,7 @@ class Hub:
                 r for r in earlier if r.part_index < row.part_index and r.state is not OutboxState.DONE
             ]
             if any(r.state in (OutboxState.FAILED, OutboxState.UNKNOWN) for r in blocking):
-                await self._fail(row, message, "an earlier piece of this message was not sent")
+                await self._fail(row, "an earlier piece of this message was not sent")
                 return
             if blocking:
                 # Wait for the earlier piece: pieces of one message never overtake each other.
@@ -951,10 +951,7 @@ class Hub:
                 row, str(exc), self.settings.credentials_pause.total_seconds(), count=False
             )
         except RetryableSendError as exc:
-            if row.attempts + 1 >= self.settings.max_attempts:
-                await self._fail(row, message, f"gave up after {row.attempts + 1} attempts: {exc}")
-            else:
-                await self._reschedule(row, str(exc), exc.retry_after)
+            await self._reschedule(row, str(exc), exc.retry_after)
         except OutcomeUnknownError as exc:
             try:
                 found = await channel.reconcile(outbound)
@@ -965,8 +962,9 @@ class Hub:
                 await self._succeed(row, message, found)
             else:
                 await self._reschedule(row, str(exc), None)
-        except SendError as exc:
-            await self._fail(row, message, str(exc))
+        except (SendError, InvalidInputError) as exc:
+            # Content or an address the provider will never take: retrying cannot help.
+            await self._fail(row, str(exc))
         else:
             await self._succeed(row, message, result)
 
@@ -978,6 +976,9 @@ class Hub:
         self, row: OutboxRow, error: str, retry_after: float | None, *, count: bool = True
     ) -> None:
         attempts = row.attempts + (1 if count else 0)
+        if attempts >= self.settings.max_attempts:
+            await self._fail(row, f"gave up after {attempts} attempts: {error}")
+            return
         delay = max(retry_after or 0.0, self._backoff(attempts))
         updated = row.model_copy(
             update={
@@ -1020,18 +1021,18 @@ class Hub:
             current = tx.get_message(message.id)
             assert current is not None
             pid = result.provider_message_id
-            if pid not in current.provider_ids:
-                tx.add_provider_id(current.id, current.channel, current.account, pid)
+            new_ids = [i for i in (pid, *result.other_provider_ids) if i not in current.provider_ids]
+            for extra in new_ids:
+                tx.add_provider_id(current.id, current.channel, current.account, extra)
             details = {
                 f"{k}" if row.part_index == 0 else f"{k}.{row.part_index}": v
                 for k, v in result.details.items()
             }
             current = current.model_copy(
                 update={
-                    "provider_ids": current.provider_ids
-                    + ((pid,) if pid not in current.provider_ids else ()),
+                    "provider_ids": current.provider_ids + tuple(new_ids),
                     "provider_message_id": current.provider_message_id or pid,
-                    "send_options": {**current.send_options, **details},
+                    "send_details": {**current.send_details, **details},
                 }
             )
             tx.update_message(current)
@@ -1039,15 +1040,16 @@ class Hub:
             rows = tx.outbox_for_message(message.id)
             if all(r.state is OutboxState.DONE for r in rows):
                 current, events = apply_status(tx, current, result.status, now)
-            pending = take_pending_status(tx, current.channel, current.account, pid)
-            if pending is not None:
-                current, more = apply_status(tx, current, pending[0], pending[1], pending[2])
-                events.extend(more)
+            for known in new_ids:
+                pending = take_pending_status(tx, current.channel, current.account, known)
+                if pending is not None:
+                    current, more = apply_status(tx, current, pending[0], pending[1], pending[2])
+                    events.extend(more)
             return events
 
         await self._publish_all(await self.store.run(record))
 
-    async def _fail(self, row: OutboxRow, message: Message, error: str) -> None:
+    async def _fail(self, row: OutboxRow, error: str) -> None:
         now = self.now()
         failed = row.model_copy(
             update={
@@ -1060,8 +1062,9 @@ class Hub:
 
         def record(tx: Transaction) -> list[Event]:
             tx.update_outbox(failed)
-            current = tx.get_message(message.id)
-            assert current is not None
+            current = tx.get_message(row.message_id)
+            if current is None:
+                return []
             _, events = apply_status(tx, current, DeliveryStatus.FAILED, now, error)
             return events
 

@@ -436,6 +436,9 @@ class Message(Model):
     """An automatic message (auto-reply, bounce): never a customer response, never answered."""
     send_options: dict[str, str] = Field(default_factory=dict)
     """What the channel chose for an outbound message (e.g. Messenger's messaging_type/tag)."""
+    send_details: dict[str, str] = Field(default_factory=dict)
+    """What the provider said of the send (e.g. SMS ``segments``); keys of later pieces of a
+    split message carry their index (``segments.1``)."""
     degradations: tuple[str, ...] = ()
     """How the planner changed the content to fit the channel."""
     sent_at: datetime = Field(default_factory=utcnow)

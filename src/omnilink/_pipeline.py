@@ -532,6 +532,6 @@ def take_pending_status(
     value = tx.get_state(key)
     if not value:
         return None
-    tx.set_state(key, "")
+    tx.set_state(key, "")  # consumed (an empty value means absent)
     status, at, error = value.split("|", 2)
     return DeliveryStatus(status), datetime.fromisoformat(at), error or None

@@ -79,8 +79,8 @@ async def test_inbound_sms_reply_and_status_callbacks_end_delivered() -> None:
         assert fake.sent[0]["status_callback"] == f"{PUBLIC_URL}/webhooks/sms/twilio/status"
         sent = await hub.message(reply.id)
         assert sent.provider_message_id == fake.sent[0]["sid"]
-        assert sent.send_options["segments"] == "1"
-        assert sent.send_options["encoding"] == "GSM-7"
+        assert sent.send_details["segments"] == "1"
+        assert sent.send_details["encoding"] == "GSM-7"
 
         sid = fake.sent[0]["sid"]
         for request in fake.status_requests(

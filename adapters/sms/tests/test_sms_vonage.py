@@ -134,8 +134,8 @@ async def test_reply_uses_unicode_only_when_needed_and_receipts_deliver() -> Non
         }
         assert fake.sent[0]["callback"] == f"{PUBLIC_URL}/webhooks/sms/vonage/status"
         sent = await hub.message(plain.id)
-        assert sent.send_options["encoding"] == "GSM-7"
-        assert (await hub.message(emoji.id)).send_options["encoding"] == "UCS-2"
+        assert sent.send_details["encoding"] == "GSM-7"
+        assert (await hub.message(emoji.id)).send_details["encoding"] == "UCS-2"
         assert sent.provider_message_id is not None
         assert sent.provider_message_id in next(r["ids"] for r in fake.sent if r["type"] == "text")
         await fake.deliver(fake.receipt_request(sent.provider_message_id, "delivered"))

@@ -55,7 +55,7 @@ class _FaultTransport(_http.AsyncTransport):
     async def handle_async_request(self, request: _http.Request) -> _http.Response:
         fault = self.fake._take_transport_fault("timeout_before")
         if fault is not None:
-            raise _http.TimeoutException("simulated connect timeout (request not sent)", request=request)
+            raise _http.ConnectTimeout("simulated connect timeout (request not sent)", request=request)
         response = await self.inner.handle_async_request(request)
         fault = self.fake._take_transport_fault("timeout_after")
         if fault is not None:

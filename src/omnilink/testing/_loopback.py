@@ -181,6 +181,8 @@ class LoopbackChannel(Channel):
                 json=body,
                 headers={"authorization": f"Bearer {self.cfg.token}"},
             )
+        except _http.ConnectTimeout as exc:
+            raise RetryableSendError(f"loopback not reached: {exc}", channel=self.name) from exc
         except _http.TimeoutException as exc:
             raise OutcomeUnknownError(f"loopback send timed out: {exc}", channel=self.name) from exc
         except _http.TransportError as exc:
