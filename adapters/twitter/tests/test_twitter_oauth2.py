@@ -7,8 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
-from test_twitter_send import dm
-from twitter_harness import Clock, make_harness
+from twitter_harness import Clock, dm, make_harness
 
 from omnilink import CredentialsError
 from omnilink_twitter.testing import FakeX

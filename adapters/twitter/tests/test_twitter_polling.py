@@ -9,10 +9,10 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twitter_harness import Clock, Harness, make_harness
+from twitter_harness import Clock, Harness, dm, make_harness
 
 from omnilink import Inbound, InboundMessage, TextPart
-from omnilink_twitter.testing import FakeX
+from omnilink_twitter.testing import FakeX, Post
 
 pytestmark = pytest.mark.anyio
 
@@ -71,8 +71,6 @@ async def test_our_sent_dms_come_back_from_polling_as_echoes(fake: FakeX, clock:
     harness, http = await polling_harness(fake, clock)
     async with http:
         fake.customer_dm(CUSTOMER, "hi")
-        from test_twitter_send import dm
-
         clock.advance(1)
         result = await harness.channel.send(dm(fake, "hello back"))
         await harness.channel.poll_dms()
@@ -186,8 +184,8 @@ def test_webhook_and_polling_agree_for_any_traffic(
         by_webhook, http1 = await polling_harness(fake, clock)
         by_polling, http2 = await polling_harness(fake, clock)
         async with http1, http2:
-            requests = []
-            posts = []
+            requests: list[dict[str, Any]] = []
+            posts: list[Post] = []
             for kind, who, text in actions:
                 clock.advance(1)
                 customer = str(2_000_000_000 + who)

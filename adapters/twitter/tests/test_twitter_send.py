@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from twitter_harness import Clock, Harness, make_harness
+from twitter_harness import Clock, Harness, dm, make_harness
 
 from omnilink import (
     CredentialsError,
@@ -13,7 +13,6 @@ from omnilink import (
     MediaPart,
     OutboundMessage,
     OutcomeUnknownError,
-    Part,
     PermanentSendError,
     RateLimitedError,
     RecipientUnavailableError,
@@ -28,20 +27,6 @@ from omnilink_twitter.testing import FakeX
 pytestmark = pytest.mark.anyio
 
 CUSTOMER = "2000000001"
-
-
-def dm(
-    fake: FakeX, text: str = "hello", *, recipient: str = CUSTOMER, parts: tuple[Part, ...] | None = None
-) -> OutboundMessage:
-    me = fake.settings.user_id
-    return OutboundMessage(
-        message_id="msg_1",
-        conversation_id="cnv_1",
-        account=me,
-        thread_key=f"dm:{min(me, recipient, key=int)}-{max(me, recipient, key=int)}",
-        recipient=recipient,
-        parts=parts if parts is not None else (TextPart(text=text),),
-    )
 
 
 def reply(
@@ -282,13 +267,14 @@ async def test_timeout_after_the_request_is_outcome_unknown(harness: Harness) ->
         await harness.channel.send(dm(fake))
 
 
-async def test_a_timeout_of_unknown_side_is_outcome_unknown(harness: Harness) -> None:
-    # A bare timeout does not say whether X got the request: never report it as not sent.
+async def test_timeout_before_the_request_reached_x_is_retryable(harness: Harness) -> None:
     fake = harness.fake
     fake.add_user(CUSTOMER)
     fake.inject(Fault(kind="timeout_before"))
-    with pytest.raises(OutcomeUnknownError):
+    with pytest.raises(RetryableSendError) as caught:
         await harness.channel.send(dm(fake))
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert fake.sent_dms == []
 
 
 async def test_connection_refused_is_retryable(harness: Harness) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from omnilink import ChannelContext, Inbound
+from omnilink import ChannelContext, Inbound, OutboundMessage, Part, TextPart
 from omnilink.testing import routing_transport
 from omnilink_twitter import TwitterChannel, TwitterConfig
 from omnilink_twitter.testing import FakeX, TwitterKit
@@ -78,3 +78,17 @@ async def make_harness(fake: FakeX, clock: Clock, **overrides: Any) -> tuple[Har
     )
     harness.channel = TwitterChannel(config_for(fake, **overrides), context)
     return harness, http
+
+
+def dm(
+    fake: FakeX, text: str = "hello", *, recipient: str = "2000000001", parts: tuple[Part, ...] | None = None
+) -> OutboundMessage:
+    me = fake.settings.user_id
+    return OutboundMessage(
+        message_id="msg_1",
+        conversation_id="cnv_1",
+        account=me,
+        thread_key=f"dm:{min(me, recipient, key=int)}-{max(me, recipient, key=int)}",
+        recipient=recipient,
+        parts=parts if parts is not None else (TextPart(text=text),),
+    )
