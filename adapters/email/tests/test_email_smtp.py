@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime
 
 import pytest
@@ -107,3 +108,74 @@ async def test_unreachable_server_is_retryable() -> None:
     cfg = SmtpConfig(host="127.0.0.1", port=free_port(), security="none", timeout=5)
     with pytest.raises(RetryableSendError):
         await send_smtp(cfg, composed(), sender="support@acme.test", recipients=["jo@example.com"])  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (openssl CLI)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def server_context(certificate: tuple[str, str]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_tls_send_verifies_the_server_certificate(certificate: tuple[str, str], security: str) -> None:
+    with SmtpSink(
+        username="user",
+        password="pass",
+        tls_context=server_context(certificate),
+        implicit_tls=security == "tls",
+    ) as sink:
+        config = SmtpConfig(
+            host=sink.host,
+            port=sink.port,
+            security=security,
+            username="user",
+            password="pass",  # type: ignore[arg-type]
+            cert_bundle=certificate[0],
+            timeout=10,
+        )
+        await send_smtp(config, composed(), sender="support@acme.test", recipients=["jo@example.com"])  # type: ignore[arg-type]
+        assert len(sink.received) == 1
+
+
+async def test_untrusted_certificate_is_not_accepted(certificate: tuple[str, str]) -> None:
+    with SmtpSink(tls_context=server_context(certificate)) as sink:
+        config = SmtpConfig(host=sink.host, port=sink.port, security="starttls", timeout=10)
+        with pytest.raises((RetryableSendError, PermanentSendError)):
+            await send_smtp(config, composed(), sender="support@acme.test", recipients=["jo@example.com"])  # type: ignore[arg-type]
+        assert sink.received == []

@@ -117,3 +117,40 @@ def test_threading_never_loses_or_duplicates_a_message(raws: list[bytes]) -> Non
     expected = {raw.split(b"Message-ID: <")[1].split(b">")[0].decode() for raw in raws}
     assert Counter(flat) == Counter(expected)
     assert all(groups)
+
+
+def test_client_styles_thread_into_one_conversation() -> None:
+    """Gmail keeps References, Outlook only In-Reply-To (and "AW:"), Apple Mail both, a
+    mobile client none: JWZ puts them all in one thread (the last by subject)."""
+    raws = [
+        mail("start@acme.test", "Invoice 42", day=1),
+        mail("gmail@mail.gmail.com", "Re: Invoice 42", day=2, refs=("start@acme.test",)),
+        mail("outlook@eurprd.outlook.com", "AW: Invoice 42", day=3, irt="gmail@mail.gmail.com"),
+        mail(
+            "apple@icloud.com",
+            "Re: Invoice 42",
+            day=4,
+            refs=("start@acme.test", "gmail@mail.gmail.com", "outlook@eurprd.outlook.com"),
+            irt="outlook@eurprd.outlook.com",
+        ),
+        mail("mobile@phone.example", "RE: invoice 42", day=5),
+        mail("other@x", "Something else", day=6),
+    ]
+    assert thread_messages(raws) == [
+        [
+            "start@acme.test",
+            "gmail@mail.gmail.com",
+            "outlook@eurprd.outlook.com",
+            "apple@icloud.com",
+            "mobile@phone.example",
+        ],
+        ["other@x"],
+    ]
+
+
+def test_thunderbird_reply_to_a_message_we_never_saw_stays_with_its_siblings() -> None:
+    raws = [
+        mail("a@x", "Re: Plans", day=2, refs=("root@x", "missing@x")),
+        mail("b@x", "Re: Plans", day=3, refs=("root@x",)),
+    ]
+    assert thread_messages(raws) == [["a@x", "b@x"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -101,7 +102,16 @@ class SmtpSink:
     ```
     """
 
-    def __init__(self, *, username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+    ) -> None:
+        """``tls_context`` (a server context with a certificate) enables STARTTLS, required
+        before MAIL; with ``implicit_tls`` the server speaks TLS from the first byte instead."""
         self.host = "127.0.0.1"
         self.port = 0
         self.username = username
@@ -110,6 +120,8 @@ class SmtpSink:
         self._lock = threading.Lock()
         self._handler = _Handler(self)
         self._controller: Any = None
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
 
     def fail(self, fault: SmtpFault) -> None:
         """Queue a reply the server gives instead of accepting."""
@@ -136,7 +148,16 @@ class SmtpSink:
             port = free_port(self.host)
             kwargs: dict[str, Any] = {}
             if self.username is not None:
-                kwargs.update(authenticator=self._authenticate, auth_require_tls=False, auth_required=True)
+                kwargs.update(
+                    authenticator=self._authenticate,
+                    # aiosmtpd cannot tell an implicit-TLS socket is encrypted: do not require it
+                    auth_require_tls=self.tls_context is not None and not self.implicit_tls,
+                    auth_required=True,
+                )
+            if self.tls_context is not None and self.implicit_tls:
+                kwargs["ssl_context"] = self.tls_context
+            elif self.tls_context is not None:
+                kwargs.update(tls_context=self.tls_context, require_starttls=True)
             controller = Controller(self._handler, hostname=self.host, port=port, ready_timeout=10, **kwargs)
             try:
                 controller.start()
