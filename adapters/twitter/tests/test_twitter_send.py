@@ -135,6 +135,7 @@ async def test_overlong_post_is_split_into_a_chain_by_the_channel_itself(harness
     result = await harness.channel.send(reply(fake, root.id, "word " * 100, to=root.id))
     assert len(fake.sent_posts) == 2
     assert result.details["chain"] == ",".join(p.id for p in fake.sent_posts)
+    assert (result.provider_message_id, *result.other_provider_ids) == tuple(p.id for p in fake.sent_posts)
 
 
 async def test_duplicate_post_is_a_permanent_error(harness: Harness) -> None:

@@ -54,7 +54,7 @@ async def make_harness(fake: FakeX, clock: Clock, **overrides: Any) -> tuple[Har
         return None
 
     async def get_state(key: str) -> str | None:
-        return harness.state.get(key)
+        return harness.state.get(key) or None
 
     async def set_state(key: str, value: str) -> None:
         harness.state[key] = value

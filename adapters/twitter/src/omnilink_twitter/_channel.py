@@ -143,6 +143,10 @@ class TwitterChannel(Channel):
         """The DM thread key for writing to ``address`` from ``account`` (``dm:<lo>-<hi>``)."""
         return dm_thread_key(account, self.normalize_address(address))
 
+    def normalize_account(self, account: str) -> str:
+        """Our account is a numeric user id, like a customer's address."""
+        return self.normalize_address(account)
+
     def normalize_address(self, address: str) -> str:
         value = address.strip()
         if not value.isdigit() or len(value) > 20:
@@ -321,10 +325,18 @@ class TwitterChannel(Channel):
         self._chain[key] = posted[-1]
         await self.context.set_state(f"chain:{key}", posted[-1])
         self._chain_posted.setdefault(key, anyio.Event()).set()
+        if outbound.part_index > 0:
+            # The previous piece's id has served its purpose: keep the state small.
+            previous = f"{outbound.message_id}:{outbound.part_index - 1}"
+            self._chain.pop(previous, None)
+            self._chain_posted.pop(previous, None)
+            await self.context.delete_state(f"chain:{previous}")
         details = {"surface": "post", "in_reply_to": first_parent}
         if len(posted) > 1:
             details["chain"] = ",".join(posted)
-        return SendResult(provider_message_id=posted[0], details=details)
+        return SendResult(
+            provider_message_id=posted[0], other_provider_ids=tuple(posted[1:]), details=details
+        )
 
     # ----------------------------------------------------------------------- polling
 
