@@ -384,3 +384,44 @@ async def test_starting_a_conversation_sends_new_mail_with_the_subject(hub: Hub,
     assert out.message["Subject"] == "Order 1234"
     assert "In-Reply-To" not in out.message
     assert (await hub.message(message.id)).status is DeliveryStatus.SENT
+
+
+@pytest.mark.parametrize("provider", ["mailgun", "sendgrid", "postmark"])
+async def test_reply_token_only_in_the_envelope_still_threads(hub: Hub, provider: str) -> None:
+    """The customer Bcc'd our reply address: it is in the envelope, not in To/Cc."""
+    import json as json_lib
+
+    from omnilink_email import reply_address
+    from omnilink_email._webhooks import parse_form
+
+    token = reply_address(SECRET, "cnv_envelope", "in.acme.test")
+    raw = mail(to="someone-else@example.org", mid="bcc@example.com")
+    if provider == "mailgun":
+        request = mailgun_request(raw, signing_key=MAILGUN_KEY, recipient=token)
+    elif provider == "sendgrid":
+        base = sendgrid_request(raw, secret=SENDGRID_SECRET)
+        form = parse_form(base.header("content-type"), base.body)
+        from omnilink_email.testing import encode_form
+
+        fields: list[tuple[str, bytes | str, str | None, str | None]] = [
+            (
+                k,
+                json_lib.dumps({"to": [token], "from": "jo@example.com"}) if k == "envelope" else f.data,
+                None,
+                None,
+            )
+            for k, f in form.items()
+        ]
+        content_type, body = encode_form(fields)
+        request = WebhookRequest.build("POST", base.url, {"content-type": content_type}, body, path=base.path)
+    else:
+        base = postmark_request(raw, username="pm", password="pm-pass")
+        payload = json_lib.loads(base.body)
+        payload["OriginalRecipient"] = token
+        request = WebhookRequest.build(
+            "POST", base.url, base.headers, json_lib.dumps(payload).encode(), path=base.path
+        )
+    result = await hub.channel("email").handle_webhook(request)
+    (item,) = result.items
+    assert isinstance(item, InboundMessage)
+    assert item.conversation_hint == "cnv_envelope"

@@ -158,6 +158,19 @@ def rebuild_mime(
     return root.as_bytes(policy=policy.compat32.clone(linesep="\r\n"))
 
 
+def _with_envelope(headers: list[tuple[str, str]], recipients: Sequence[str]) -> list[tuple[str, str]]:
+    """Add envelope recipients the headers do not show (Bcc, aliases) as X-Original-To, so a
+    reply token in the envelope is still found."""
+    shown = " ".join(
+        v for k, v in headers if k.lower() in ("to", "cc", "delivered-to", "x-original-to")
+    ).lower()
+    for recipient in recipients:
+        recipient = recipient.strip()
+        if recipient and "@" in recipient and recipient.lower() not in shown:
+            headers.append(("X-Original-To", recipient))
+    return headers
+
+
 def _field(form: dict[str, FormField], name: str) -> str | None:
     found = form.get(name)
     return found.text if found is not None else None
@@ -178,6 +191,7 @@ def mailgun_mime(form: dict[str, FormField]) -> bytes:
         value = _field(form, key)
         if name.lower() not in present and value:
             headers.append((name, value))
+    headers = _with_envelope(headers, (_field(form, "recipient") or "").split(","))
     try:
         count = int(_field(form, "attachment-count") or "0")
     except ValueError as exc:
@@ -233,6 +247,13 @@ def sendgrid_mime(form: dict[str, FormField]) -> bytes:
         value = _decoded(form, name, charsets)
         if name not in present and value:
             headers.append((name.capitalize(), value))
+    try:
+        envelope = json.loads(_field(form, "envelope") or "{}")
+        envelope_to = envelope.get("to") if isinstance(envelope, dict) else None
+    except ValueError as exc:
+        raise PayloadError(f"envelope is not JSON: {exc}") from exc
+    if isinstance(envelope_to, list):
+        headers = _with_envelope(headers, [str(r) for r in envelope_to])
     attachments: list[Attachment] = []
     try:
         count = int(_field(form, "attachments") or "0")
@@ -294,6 +315,8 @@ def postmark_mime(payload: Any) -> bytes:
             name, value = str(item["Name"]), str(item["Value"])
             if name.lower() not in present:
                 headers.append((name, value))
+        if payload.get("OriginalRecipient"):
+            headers = _with_envelope(headers, [str(payload["OriginalRecipient"])])
         attachments = [
             Attachment(
                 a.get("Name"),
