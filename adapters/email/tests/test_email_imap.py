@@ -15,7 +15,7 @@ import omnilink_email._plugin as email_plugin
 from omnilink import ChannelContext, Hub, Inbound, InboundHealth, InboundMessage, IngestReport, MemoryStore
 from omnilink_email import ImapConfig, parse_inbound, parse_message
 from omnilink_email._imap import ImapPoller, parse_fetch
-from omnilink_email.testing import Dovecot
+from omnilink_email.testing import Dovecot, SmtpSink
 
 pytestmark = pytest.mark.anyio
 
@@ -231,3 +231,47 @@ async def test_hub_imports_imap_mail_and_threads_it(dovecot: Dovecot) -> None:
         (msg,) = await hub.messages(conv.id)
         assert msg.text == "Message number 1"
         assert parse_message(mail(1, subject="Refund")).subject_key == conv.subject_key
+
+
+async def test_imap_inbound_reply_and_customer_answer_share_a_conversation(
+    dovecot: Dovecot, smtp_sink: SmtpSink
+) -> None:
+    """The whole loop on real servers: IMAP in, SMTP out, the customer's answer (which kept
+    only In-Reply-To and changed the subject) back in over IMAP, in the same conversation."""
+    config = {
+        "address": "support@acme.test",
+        "token_secret": "imap-secret-0123456789",
+        "inbound_domain": "in.acme.test",
+        "smtp": {"host": smtp_sink.host, "port": smtp_sink.port, "security": "none", "timeout": 10},
+        "imap": {
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "security": "none",
+            "username": dovecot.user,
+            "password": dovecot.password,
+            "poll_interval": 0.2,
+        },
+    }
+    dovecot.deliver(mail(1, subject="Broken kettle"))
+    async with Hub(
+        store=MemoryStore(), channels={"email": config}, plugins=[email_plugin], load_entry_points=False
+    ) as hub:
+
+        async def messages_in_one_conversation(count: int) -> bool:
+            convs = await hub.conversations()
+            return len(convs) == 1 and len(await hub.messages(convs[0].id)) == count
+
+        await until(lambda: messages_in_one_conversation(1))
+        (conv,) = await hub.conversations()
+        reply = await hub.reply(conv.id, "Sorry! Which model?")
+        await hub.drain(timeout=10)
+        ours = (await hub.message(reply.id)).provider_message_id
+        answer = (
+            "From: customer1@example.com\r\nTo: support@acme.test\r\nSubject: model number\r\n"
+            f"Message-ID: <answer@example.com>\r\nIn-Reply-To: <{ours}>\r\n"
+            "Date: Tue, 09 Jan 2024 10:00:00 +0000\r\n\r\nIt is the K-200.\r\n"
+        ).encode()
+        dovecot.deliver(answer)
+        await until(lambda: messages_in_one_conversation(3))
+        texts = [m.text for m in await hub.messages(conv.id)]
+        assert "It is the K-200." in texts
