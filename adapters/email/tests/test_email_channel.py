@@ -425,3 +425,16 @@ async def test_reply_token_only_in_the_envelope_still_threads(hub: Hub, provider
     (item,) = result.items
     assert isinstance(item, InboundMessage)
     assert item.conversation_hint == "cnv_envelope"
+
+
+async def test_auto_reply_is_never_answered_automatically(hub: Hub, smtp_sink: SmtpSink) -> None:
+    from omnilink import PolicyRefusal
+
+    await receive(hub, mail(extra="X-Autoreply: yes\n", mid="ooo2@example.com"))
+    (conv,) = await hub.conversations()
+    with pytest.raises(PolicyRefusal) as info:
+        await hub.reply(conv.id, "Thanks for your message!", automatic=True)
+    assert info.value.rule == "answer_to_automatic"
+    await hub.reply(conv.id, "A person answering is fine.")
+    await hub.drain(timeout=10)
+    assert len(smtp_sink.received) == 1

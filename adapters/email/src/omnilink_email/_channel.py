@@ -19,6 +19,7 @@ from omnilink import (
     Channel,
     ChannelContext,
     ContentError,
+    Direction,
     HtmlPart,
     InboundDelivery,
     InboundMessage,
@@ -121,6 +122,16 @@ class EmailChannel(Channel):
                 rule="automatic_to_robot",
                 remedies=[Remedy("human_reply", "Have a person decide whether this needs an answer.")],
             )
+        if context.automatic:
+            history = await self.context.thread_messages(context.thread.account, context.thread.key, 20)
+            last_inbound = next((m for m in reversed(history) if m.direction is Direction.INBOUND), None)
+            if last_inbound is not None and last_inbound.automatic:
+                raise PolicyRefusal(
+                    "refusing to answer an auto-reply or bounce automatically (mail loop)",
+                    channel=self.name,
+                    rule="answer_to_automatic",
+                    remedies=[Remedy("human_reply", "Have a person decide whether this needs an answer.")],
+                )
         return {}
 
     async def send(self, outbound: OutboundMessage) -> SendResult:
