@@ -558,3 +558,42 @@ async def test_a_send_that_keeps_crashing_fails_after_max_attempts(
         failed = await hub.message(reply.id)
         assert failed.status is DeliveryStatus.FAILED
         assert "gave up after 3 attempts" in (failed.error or "")
+
+
+@pytest.mark.anyio
+async def test_reply_goes_to_the_thread_the_customer_last_wrote_on(
+    hub: Hub, fakes: tuple[FakeLoopback, FakeChat]
+) -> None:
+    sms, chat = fakes
+    conv_id = await customer_writes(hub, chat, "visitor", "hello from the chat")
+    await hub.continue_on(conv_id, "loopback", "ana")
+    await hub.reply(conv_id, "to sms")
+    assert await customer_writes(hub, chat, "visitor", "back on the chat") == conv_id
+    await hub.reply(conv_id, "to chat")
+    await hub.drain()
+    assert [s["text"] for s in sms.sent] == ["to sms"]
+    assert [s["text"] for s in chat.sent] == ["to chat"]
+
+
+@pytest.mark.anyio
+async def test_echo_that_outruns_the_send_result_matches_the_queued_send(
+    make_hub: Callable[..., Hub], fakes: tuple[FakeLoopback, FakeChat]
+) -> None:
+    async with make_hub(dispatch=False) as hub:
+        conv_id = await customer_writes(hub, fakes[0], "ana", "hi")
+        reply = await hub.reply(conv_id, "in flight")
+        echo = InboundMessage(
+            account="biz",
+            thread_key="ana",
+            sender="biz",
+            provider_message_id="lb_99",
+            parts=(TextPart(text="in flight"),),
+            sent_at=reply.sent_at,
+            echo=True,
+        )
+        await hub.ingest("loopback", [echo])
+        messages = await hub.messages(conv_id)
+        assert [m.direction for m in messages] == [Direction.INBOUND, Direction.OUTBOUND]
+        matched = await hub.message(reply.id)
+        assert matched.provider_ids == ("lb_99",)
+        assert matched.status is DeliveryStatus.SENT

@@ -261,6 +261,8 @@ class Hub:
             await channel.open()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        # Background work (pollers, sockets) may submit as soon as it starts.
+        self._state = "open"
         for handler in self.plugins.event_handlers():
             self.add_handler(handler)
         for channel in self._channels.values():
@@ -620,7 +622,7 @@ class Hub:
                 )
             detail = reason or f"handed over to {channel} {normalized}"
             conv = add_thread(conv, ref, "continue_on", detail, now)
-            conv = conv.model_copy(update={"last_channel": channel, "updated_at": now})
+            conv = conv.model_copy(update={"last_channel": channel, "last_thread": ref, "updated_at": now})
             tx.save_conversation(conv)
             return conv
 
@@ -657,7 +659,8 @@ class Hub:
         if name is None:
             raise ConfigurationError(f"conversation {conversation_id!r} has no channel; pass channel=")
         target = self.channel(name)
-        thread = conv.thread_for(name)
+        last = conv.last_thread
+        thread = last if last is not None and last.channel == name else conv.thread_for(name)
         if thread is None:
             raise PolicyRefusal(
                 f"conversation {conversation_id} has no {name} thread",

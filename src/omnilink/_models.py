@@ -311,6 +311,9 @@ class Conversation(Model):
     last_outbound_at: datetime | None = None
     last_channel: str | None = None
     """The channel of the latest inbound message: where a reply goes by default."""
+    last_thread: ThreadRef | None = None
+    """The thread of the latest inbound message (or of the latest hand-over): a reply on
+    ``last_channel`` goes there."""
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -46,6 +46,7 @@ from ._models import (
     Typing,
     can_advance,
     new_id,
+    text_of,
 )
 from ._store._base import StatusRecord, Transaction
 
@@ -354,7 +355,7 @@ def _ingest_message(
     )
     tx.insert_message(message)
     tx.add_provider_id(message.id, channel, item.account, item.provider_message_id)
-    update: dict[str, object] = {"updated_at": now, "last_channel": channel}
+    update: dict[str, object] = {"updated_at": now, "last_channel": channel, "last_thread": ref}
     if not item.automatic:
         update["first_inbound_at"] = conversation.first_inbound_at or item.sent_at
         update["last_inbound_at"] = max(conversation.last_inbound_at or item.sent_at, item.sent_at)
@@ -379,6 +380,26 @@ def _local_id(tx: Transaction, channel: str, account: str, provider_id: str | No
     return found.id if found else None
 
 
+def _unsettled_send_with_text(tx: Transaction, channel: str, item: InboundMessage) -> Message | None:
+    """An echo that outran its send's result: our queued send on this thread with that text.
+
+    Providers that cannot carry our message id (X's DMs) echo a send before the dispatcher
+    has stored the provider's id; matching the text of a send still in flight keeps the echo
+    from becoming a second, foreign message.
+    """
+    text = text_of(item.parts).strip()
+    if not text:
+        return None
+    for message in reversed(tx.thread_messages(channel, item.account, item.thread_key, 20)):
+        if (
+            message.direction is Direction.OUTBOUND
+            and message.status in (DeliveryStatus.QUEUED, DeliveryStatus.UNKNOWN)
+            and text in message.text
+        ):
+            return message
+    return None
+
+
 def _ingest_echo(
     tx: Transaction,
     channel: str,
@@ -393,6 +414,8 @@ def _ingest_echo(
     ours = tx.get_message(item.echo_of) if item.echo_of else None
     if ours is None:
         ours = tx.message_by_provider_id(channel, item.account, item.provider_message_id)
+    if ours is None:
+        ours = _unsettled_send_with_text(tx, channel, item)
     if ours is not None and ours.direction is Direction.OUTBOUND:
         if item.provider_message_id not in ours.provider_ids:
             tx.add_provider_id(ours.id, channel, item.account, item.provider_message_id)
