@@ -438,3 +438,21 @@ async def test_auto_reply_is_never_answered_automatically(hub: Hub, smtp_sink: S
     await hub.reply(conv.id, "A person answering is fine.")
     await hub.drain(timeout=10)
     assert len(smtp_sink.received) == 1
+
+
+async def test_webhooks_reach_the_channel_through_the_hubs_asgi_app(hub: Hub) -> None:
+    import httpx
+
+    transport = httpx.ASGITransport(app=hub.asgi_app())
+    async with httpx.AsyncClient(transport=transport, base_url="https://helpdesk.example") as client:
+        mg = mailgun_request(mail(mid="asgi-1@example.com"), signing_key=MAILGUN_KEY)
+        sg = sendgrid_request(mail(mid="asgi-2@example.com"), secret=SENDGRID_SECRET)
+        pm = postmark_request(mail(mid="asgi-3@example.com"), username="pm", password="pm-pass")
+        for request in (mg, sg, pm):
+            response = await client.post(
+                f"/webhooks/email{request.path}", content=request.body, headers=dict(request.headers)
+            )
+            assert response.status_code == 200, response.text
+    (conv,) = await hub.conversations()
+    ids = {m.provider_message_id for m in await hub.messages(conv.id)}
+    assert ids == {"asgi-1@example.com", "asgi-2@example.com", "asgi-3@example.com"}
