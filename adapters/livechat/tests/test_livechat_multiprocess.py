@@ -109,13 +109,13 @@ async def test_reply_dispatched_by_one_worker_reaches_a_visitor_on_another(
         dispatch=False,
     )
     async with helpdesk, ScriptedVisitor.connect(socket_worker, SITE) as visitor:
-        server_id = await visitor.say("hello from process one", timeout=10)
+        server_id = await visitor.say("hello from process one", timeout=20)
         message = await helpdesk.message(server_id)
         reply = await helpdesk.reply(message.conversation_id, "answered from another process")
-        pushed = await visitor.agent_message(timeout=15)
+        pushed = await visitor.agent_message(timeout=20)
         assert pushed["text"] == "answered from another process"
         assert pushed["id"] == reply.id
-        with anyio.fail_after(10):
+        with anyio.fail_after(20):
             while (await helpdesk.message(reply.id)).status is not DeliveryStatus.DELIVERED:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
 
