@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 
-from omnilink import DeliveryStatus, Direction, Hub, MemoryStore, Message, ThreadRef, Typing
+from omnilink import DeliveryStatus, Direction, Hub, MediaPart, MemoryStore, Message, ThreadRef, Typing
 from omnilink_livechat import LivechatChannel, OfflineEmail
 from omnilink_livechat import _plugin as livechat_plugin
 
@@ -203,6 +203,8 @@ def test_visitor_message_reaches_the_hub_and_the_agents_reply_and_typing_show(
     assert conversation.threads[0].channel == "livechat"
     assert conversation.threads[0] == ThreadRef(channel="livechat", account=SITE, key=message.thread_key)
     expect(page.locator(".msg.visitor .meta").first).to_have_text("Sent")
+    live_hub.call(live_hub.channel.mark_read_by_agent, message.thread_key, message.id)
+    expect(page.locator(".msg.visitor .meta").first).to_have_text("Read")
 
     page.get_by_label("Message", exact=True).press_sequentially("still typ")
     live_hub.wait_for(
@@ -241,6 +243,16 @@ def test_reload_restores_the_conversation(page: Page, live_hub: LiveHub) -> None
     expect(page.locator(".msg .text")).to_have_text(["Before the reload", "Reply before the reload"])
     say(page, "After the reload")
     live_hub.wait_for(lambda: len(live_hub.inbound()) == 2, "second message")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    page.locator("#olc-file").set_input_files(
+        files=[{"name": "receipt.png", "mimeType": "image/png", "buffer": png}]
+    )
+    uploaded = live_hub.wait_for(
+        lambda: [m for m in live_hub.inbound() if any(isinstance(p, MediaPart) for p in m.parts)], "upload"
+    )
+    expect(page.get_by_role("link", name="receipt.png")).to_be_visible()
+    media = next(p for p in uploaded[0].parts if isinstance(p, MediaPart))
+    assert media.filename == "receipt.png"
     conversations = live_hub.call(live_hub.hub.conversations)
     assert len(conversations) == 1
 

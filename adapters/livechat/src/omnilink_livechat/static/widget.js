@@ -216,10 +216,11 @@
     return String(value).replace(/["\\]/g, "\\$&");
   }
 
-  function addPending(clientId, text) {
+  function addPending(clientId, text, file) {
     var item = el("li", { class: "msg visitor", "data-client-id": clientId });
     item.appendChild(el("span", { class: "visually-hidden" }, "You said: "));
     item.appendChild(el("span", { class: "text" }, text));
+    if (file) { renderAttachments(item, [file]); }
     item.appendChild(el("span", { class: "meta" }, "Sending…"));
     log.appendChild(item);
     log.scrollTop = log.scrollHeight;
@@ -480,12 +481,12 @@
 
   /* ------------------------------------------------------------------ composing */
 
-  function submitText(text, upload) {
+  function submitText(text, upload, file) {
     var clientId = newClientId();
-    var p = { client_id: clientId, text: text, upload: upload || null };
+    var p = { client_id: clientId, text: text, upload: upload || null, file: file || null };
     saved.pending.push(p);
     save();
-    addPending(clientId, text || "(file)");
+    addPending(clientId, text, p.file);
     if (polling) { httpSend(p); } else { send({ type: "message", client_id: clientId, text: text, upload: p.upload }); }
   }
 
@@ -524,7 +525,7 @@
       body: file,
     }).then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
       .then(function (r) {
-        if (r.status === 201) { submitText("", r.body.upload); }
+        if (r.status === 201) { submitText("", r.body.upload, { url: r.body.url, filename: r.body.filename }); }
         else { notice("The file was not sent: " + (r.body.detail || r.body.error)); }
       }).catch(function () { notice("The file was not sent."); });
   });
@@ -544,7 +545,7 @@
 
   function start() {
     document.body.appendChild(host);
-    saved.pending.forEach(function (p) { addPending(p.client_id, p.text || "(file)"); });
+    saved.pending.forEach(function (p) { addPending(p.client_id, p.text, p.file); });
     if (saved.open || script.getAttribute("data-open") === "true") { openPanel(); }
     connect();
   }
