@@ -594,13 +594,15 @@ async def main(quick: bool, directory: str | None) -> None:
             f" {bare['concurrent_per_s']:.0f}/s with 16 at once, {bare['us_per_round_trip']:.0f} µs each"
         )
         runs = []
-        for kind in ("sqlite", "memory"):
-            figures = await dispatch(Path(tmp), sends, kind)
-            per_send = figures["seconds"] / sends * 1e6
+        # The memory store is a reference for the dispatcher's own cost; it scans its whole
+        # outbox per send, so it runs a fifth of the sends to keep the benchmark short.
+        for kind, count in (("sqlite", sends), ("memory", sends // 5)):
+            figures = await dispatch(Path(tmp), count, kind)
+            per_send = figures["seconds"] / count * 1e6
             figures["overhead_us_per_send"] = per_send - bare["us_per_round_trip"]
             runs.append(figures)
             print(
-                f"  Hub dispatcher on {kind:<6}: {figures['sends_per_s']:.0f} sends/s,"
+                f"  Hub dispatcher on {kind:<6} ({count:,} sends): {figures['sends_per_s']:.0f} sends/s,"
                 f" {per_send:.0f} µs per send,"
                 f" overhead beyond the round trip {figures['overhead_us_per_send']:.0f} µs"
             )
