@@ -243,6 +243,26 @@ async def test_database_from_newer_code_raises_store_error(
     assert not store.is_open
 
 
+@pytest.mark.anyio
+async def test_sqlite_store_in_missing_directory_raises_store_error(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "missing" / "db.sqlite3")
+    with pytest.raises(StoreError, match="cannot open"):
+        await store.open()
+    assert not store.is_open
+
+
+@pytest.mark.anyio
+async def test_sqlite_store_uses_wal_and_the_chosen_synchronous_level(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = SQLiteStore(tmp_path / "db.sqlite3", synchronous="NORMAL")
+    async with store:
+        assert store.synchronous == "NORMAL"
+    with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
 # --------------------------------------------------------------------------- rollback
 
 

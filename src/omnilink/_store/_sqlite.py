@@ -84,6 +84,9 @@ class SQLiteStore(Store):
                     raise StoreError(f"SQLite database {self.path!r} refused WAL mode (got {mode!r})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             self.schema_version = self._transaction(conn, lambda cur: migrate(cur, SQLITE))
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         except BaseException:
             conn.close()
             raise
