@@ -293,3 +293,21 @@ def test_offline_form_continues_on_email_when_no_agent_is_available(page: Page, 
     expect(page.get_by_text("Thanks! We will answer at ann@example.com.")).to_be_visible()
     assert [h.address for h in handed_over] == ["ann@example.com"]
     assert [m.text for m in live_hub.inbound()] == ["Please write to me"]
+
+
+def test_without_websockets_the_widget_falls_back_to_http(browser: Browser, live_hub: LiveHub) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(10_000)
+    context.add_init_script("delete window.WebSocket;")
+    page = context.new_page()
+    try:
+        page.goto(live_hub.url + "/")
+        page.get_by_role("button", name="Chat with us").click()
+        expect(page.get_by_role("status")).to_have_text("Online (slow connection)")
+        say(page, "Sent over HTTP")
+        stored = live_hub.wait_for(lambda: live_hub.inbound(), "message over HTTP")
+        expect(page.locator(".msg.visitor .meta").first).to_have_text("Sent")
+        live_hub.call(live_hub.hub.reply, stored[0].conversation_id, "Polled reply")
+        expect(page.locator(".msg.agent .text")).to_have_text("Polled reply")
+    finally:
+        context.close()
