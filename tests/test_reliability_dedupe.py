@@ -154,11 +154,17 @@ async def assert_exactly_once(store: Store, senders: dict[str, str]) -> None:
 
 
 async def deliver_concurrently(hub: Hub, scenario: Scenario) -> list[int]:
+    """Every delivery at once; a 503 (store busy, e.g. a PostgreSQL deadlock retried too often)
+    is delivered again later, as a provider does. Returns the final status of each delivery."""
     statuses = [0] * len(scenario.order)
 
     async def one(slot: int, webhook: int) -> None:
-        response = await hub.handle_webhook("loopback", signed(scenario.webhooks[webhook]))
-        statuses[slot] = response.status
+        for attempt in range(20):
+            response = await hub.handle_webhook("loopback", signed(scenario.webhooks[webhook]))
+            statuses[slot] = response.status
+            if response.status != 503:
+                return
+            await anyio.sleep(0.01 * (attempt + 1))
 
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
