@@ -278,7 +278,7 @@ def build_app(channel: LivechatChannel) -> Starlette:
                 "from": "visitor",
                 "client_id": frame.client_id,
                 "text": frame.text,
-                "attachments": [],
+                "attachments": ack["attachments"],
                 "status": "received",
             },
             skip=connection,

@@ -420,7 +420,13 @@ class LivechatChannel(Channel):
         server_id = report.stored[0].id if report.stored else await self._stored_id(visitor, provider_id)
         if report.conversation_ids and report.conversation_ids[0]:
             visitor.conversation_id = report.conversation_ids[0]
-        return {"type": "ack", "client_id": client_id, "id": server_id, "duplicate": not report.stored}
+        return {
+            "type": "ack",
+            "client_id": client_id,
+            "id": server_id,
+            "duplicate": not report.stored,
+            "attachments": attachments(parts),
+        }
 
     async def accept_read(self, visitor: Visitor, message_id: str) -> None:
         """The visitor saw every agent message up to ``message_id``: a read watermark."""
