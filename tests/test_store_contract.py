@@ -350,6 +350,25 @@ async def test_duplicate_insert_raises_store_error_and_rolls_back(store: Store) 
     assert await store.run(lambda tx: tx.get_state("k")) is None
 
 
+@pytest.mark.anyio
+async def test_lock_key_serialises_read_modify_write(store: Store) -> None:
+    await store.run(lambda tx: tx.set_state("counter", "0"))
+
+    def increment(tx: Transaction) -> None:
+        tx.lock_key("counter")
+        tx.set_state("counter", str(int(tx.get_state("counter") or "0") + 1))
+
+    async def worker() -> None:
+        for _ in range(10):
+            await store.run(increment)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(worker)
+    assert await store.run(lambda tx: tx.get_state("counter")) == "40"
+
+
 # --------------------------------------------------------------------------- contacts
 
 
