@@ -1,8 +1,8 @@
 """SIGKILL a Hub's process mid-ingest and mid-dispatch: nothing acknowledged is lost, nothing is
 sent twice.
 
-Each test runs Hubs in worker processes (``tests/reliability_worker.py``) on a store file (or a
-PostgreSQL schema) and kills them with SIGKILL, so no cleanup code of the Hub runs. Then a new
+Each test runs Hubs in worker processes (``tests/reliability_worker.py``) on a SQLite file and
+on a fresh PostgreSQL schema (the no-lookup variant: SQLite only) and kills them with SIGKILL, so no cleanup code of the Hub runs. Then a new
 worker opens the same store, as a restarted service would:
 
 - mid-ingest: every webhook answered 2xx must be stored; redelivering what was not answered
@@ -12,12 +12,14 @@ worker opens the same store, as a restarted service would:
   channel that cannot look sends up leaves them UNKNOWN and never resends.
 
 The worker runs on the same anyio backend as the test (the HTTP server worker on asyncio).
+PostgreSQL: ``OMNILINK_TEST_POSTGRES_DSN``; skipped when unreachable unless ``CI`` is set.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,14 +102,18 @@ async def stored_counts(url: str, pids: list[str]) -> tuple[int, dict[str, int]]
 
 @pytest.mark.anyio
 async def test_sigkill_mid_ingest_keeps_every_acknowledged_message_and_redelivery_stores_each_once(
-    tmp_path: Path,
+    store_url: str, tmp_path: Path
 ) -> None:
-    url = f"sqlite:{tmp_path / 'hub.sqlite3'}"
+    url = store_url
     fake = FakeLoopback()
     count, kill_after = 240, 60
+    run = uuid.uuid4().hex[:8]  # addresses unique to this run (see queue_replies)
     webhooks: list[WebhookRequest] = [
         fake.webhook(
-            [event(f"m{2 * i}", f"cust-{i % 17}", 2 * i), event(f"m{2 * i + 1}", "walk-in", 2 * i + 1)]
+            [
+                event(f"m{2 * i}", f"cust-{run}-{i % 17}", 2 * i),
+                event(f"m{2 * i + 1}", f"walk-in-{run}", 2 * i + 1),
+            ]
         )
         for i in range(count)
     ]
@@ -208,8 +214,15 @@ async def queue_replies(url: str, fake: FakeLoopback, customers: int) -> list[st
         dispatch=False,
     )
     async with hub:
-        events = [fake.message_event(f"cust-{i}", f"question {i}", f"in-{i}") for i in range(customers)]
-        response = await hub.handle_webhook("loopback", fake.webhook(events))
+        # Unique addresses: PostgreSQL advisory locks on handles are database-wide, and other
+        # runs may use other schemas of the same database at the same time.
+        run = uuid.uuid4().hex[:8]
+        events = [fake.message_event(f"cust-{run}-{i}", f"q {i}", f"in-{i}") for i in range(customers)]
+        for attempt in range(20):  # a 503 is retried, as a provider does
+            response = await hub.handle_webhook("loopback", fake.webhook(events))
+            if response.status != 503:
+                break
+            await anyio.sleep(0.05 * (attempt + 1))
         assert response.status == 200
         ids = []
         for conv in await hub.conversations():
