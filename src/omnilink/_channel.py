@@ -20,7 +20,7 @@ from anyio.abc import TaskStatus
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._capabilities import Capabilities
-from ._errors import OutcomeUnknownError, WebhookError
+from ._errors import LifecycleError, OutcomeUnknownError, WebhookError
 from ._models import (
     Author,
     Contact,
@@ -282,6 +282,8 @@ class ChannelContext:
         thread_messages: Callable[[str, str, int], Awaitable[list[Message]]],
         now: Callable[[], datetime],
         public_url: str | None,
+        find_message: Callable[[str | None, str | None, str | None], Awaitable[Message | None]] | None = None,
+        continue_on: Callable[[str, str, str, str], Awaitable[Conversation]] | None = None,
     ) -> None:
         self.name = name
         self.http = http
@@ -290,6 +292,8 @@ class ChannelContext:
         self._set_state = set_state
         self._publish = publish
         self._thread_messages = thread_messages
+        self._find_message = find_message
+        self._continue_on = continue_on
         self.now = now
         """The Hub's clock (injectable in tests)."""
         self.public_url = public_url
@@ -319,6 +323,22 @@ class ChannelContext:
     async def thread_messages(self, account: str, thread_key: str, limit: int = 200) -> list[Message]:
         """The latest stored messages of one thread on this channel, oldest first."""
         return await self._thread_messages(account, thread_key, limit)
+
+    async def message(self, message_id: str) -> Message | None:
+        """A stored message of this channel by its omnilink id."""
+        return await self._find_message(message_id, None, None) if self._find_message else None
+
+    async def message_by_provider_id(self, account: str, provider_id: str) -> Message | None:
+        """A stored message of this channel by the provider's id."""
+        return await self._find_message(None, account, provider_id) if self._find_message else None
+
+    async def continue_on(
+        self, conversation_id: str, channel: str, address: str, reason: str = ""
+    ) -> Conversation:
+        """Hand a conversation over to another channel (see ``Hub.continue_on``)."""
+        if self._continue_on is None:
+            raise LifecycleError("this context belongs to no Hub; continue_on needs one")
+        return await self._continue_on(conversation_id, channel, address, reason)
 
     def webhook_url(self, path: str = "") -> str | None:
         """The public URL of this channel's webhook route, when the Hub knows its public URL."""

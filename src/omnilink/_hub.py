@@ -81,6 +81,7 @@ from ._pipeline import (
     ingest,
     link_contacts,
     linked_contact_ids,
+    provider_lock_key,
     resolve_contact,
     take_pending_status,
 )
@@ -327,8 +328,27 @@ class Hub:
         async def thread_messages(account: str, thread_key: str, limit: int) -> list[Message]:
             return await self.store.run(lambda tx: tx.thread_messages(name, account, thread_key, limit))
 
+        async def find_message(
+            message_id: str | None, account: str | None, provider_id: str | None
+        ) -> Message | None:
+            def find(tx: Transaction) -> Message | None:
+                if message_id is not None:
+                    found = tx.get_message(message_id)
+                elif account is not None and provider_id is not None:
+                    found = tx.message_by_provider_id(name, account, provider_id)
+                else:
+                    found = None
+                return found if found is not None and found.channel == name else None
+
+            return await self.store.run(find)
+
+        async def continue_on(conversation_id: str, channel: str, address: str, reason: str) -> Conversation:
+            return await self.continue_on(conversation_id, channel, address, reason=reason)
+
         return ChannelContext(
             name=name,
+            find_message=find_message,
+            continue_on=continue_on,
             http=self._http,
             submit=submit,
             get_state=get_state,
@@ -1025,6 +1045,8 @@ class Hub:
             assert current is not None
             pid = result.provider_message_id
             new_ids = [i for i in (pid, *result.other_provider_ids) if i not in current.provider_ids]
+            for known in sorted(new_ids):
+                tx.lock_key(provider_lock_key(current.channel, current.account, known))
             for extra in new_ids:
                 tx.add_provider_id(current.id, current.channel, current.account, extra)
             details = {

@@ -72,6 +72,11 @@ class IngestReport:
     """For every InboundMessage item, in order: the conversation it is (or was already) in."""
 
 
+def provider_lock_key(channel: str, account: str, provider_id: str) -> str:
+    """The lock both a receipt and the send result it belongs to take, in either order."""
+    return f"provider:{channel}:{account}:{provider_id}"
+
+
 def _pending_status_key(channel: str, account: str, provider_id: str) -> str:
     return f"omnilink.pending_status:{channel}:{account}:{provider_id}"
 
@@ -86,6 +91,10 @@ def ingest(
 ) -> IngestReport:
     """Dedupe, resolve contacts, thread and store every item; return what to publish."""
     report = IngestReport()
+    # Take every lock this batch needs up front, in one global order: two workers ingesting
+    # overlapping, differently ordered batches then queue instead of deadlocking.
+    for key in sorted(_batch_lock_keys(channel, items)):
+        tx.lock_key(key)
     for item in items:
         if isinstance(item, InboundMessage):
             _ingest_message(tx, channel, capabilities, item, settings, now, report)
@@ -129,12 +138,33 @@ def ingest(
     return report
 
 
+def _inbound_lock_key(channel: str, account: str, provider_id: str) -> str:
+    return f"inbound:{channel}:{account}:{provider_id}"
+
+
+def _handle_lock_key(channel: str, address: str) -> str:
+    return f"handle:{channel}:{address}"
+
+
+def _batch_lock_keys(channel: str, items: Sequence[Inbound]) -> set[str]:
+    keys: set[str] = set()
+    for item in items:
+        if isinstance(item, InboundMessage):
+            keys.add(_inbound_lock_key(channel, item.account, item.provider_message_id))
+            customer = item.sender if not item.echo or item.sender != item.account else item.thread_key
+            keys.add(_handle_lock_key(channel, customer))
+            keys.update(_handle_lock_key(h.channel, h.address) for h in item.verified_handles)
+        elif isinstance(item, InboundDelivery) and item.provider_message_id:
+            keys.add(provider_lock_key(channel, item.account, item.provider_message_id))
+    return keys
+
+
 # --------------------------------------------------------------------------- contacts
 
 
 def resolve_contact(tx: Transaction, handle: Handle, display_name: str | None) -> Contact:
     """The contact owning ``handle``, created when new; unique by the store's handle key."""
-    tx.lock_key(f"handle:{handle.channel}:{handle.address}")
+    tx.lock_key(_handle_lock_key(handle.channel, handle.address))
     contact = tx.contact_by_handle(handle)
     if contact is None:
         fresh = Contact(display_name=display_name)
@@ -535,6 +565,8 @@ def apply_status(
 
 def _ingest_delivery(tx: Transaction, channel: str, item: InboundDelivery, report: IngestReport) -> None:
     if item.provider_message_id:
+        # Serialises with the dispatcher recording this id (see take_pending_status).
+        tx.lock_key(provider_lock_key(channel, item.account, item.provider_message_id))
         message = tx.message_by_provider_id(channel, item.account, item.provider_message_id)
         if message is None:
             # The receipt outran the dispatcher's commit of the send result: keep it for later.
