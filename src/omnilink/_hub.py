@@ -81,6 +81,8 @@ from ._pipeline import (
     ingest,
     link_contacts,
     linked_contact_ids,
+    locked_conversation,
+    locked_message,
     provider_lock_key,
     resolve_contact,
     take_pending_status,
@@ -485,7 +487,7 @@ class Hub:
 
     async def set_status(self, conversation_id: str, status: ConversationStatus) -> Conversation:
         def change(tx: Transaction) -> Conversation:
-            conv = tx.get_conversation(conversation_id)
+            conv = locked_conversation(tx, conversation_id)
             if conv is None:
                 raise NotFoundError(f"no conversation {conversation_id!r}")
             conv = conv.model_copy(update={"status": status, "updated_at": self.now()})
@@ -623,7 +625,7 @@ class Hub:
         now = self.now()
 
         def hand_over(tx: Transaction) -> Conversation:
-            conv = tx.get_conversation(conversation_id)
+            conv = locked_conversation(tx, conversation_id)
             if conv is None:
                 raise NotFoundError(f"no conversation {conversation_id!r}")
             handle = Handle(channel=channel, address=normalized)
@@ -778,7 +780,7 @@ class Hub:
                         created_at=wall,
                     )
                 )
-            current = tx.get_conversation(conv.id) or conv
+            current = locked_conversation(tx, conv.id) or conv
             update: dict[str, object] = {"updated_at": now, "last_outbound_at": now}
             if (
                 author.kind is AuthorKind.AGENT
@@ -1040,13 +1042,14 @@ class Hub:
         )
 
         def record(tx: Transaction) -> list[Event]:
-            tx.update_outbox(done)
-            current = tx.get_message(message.id)
-            assert current is not None
             pid = result.provider_message_id
+            # Lock order as in ingest: provider ids first, then the message.
+            for known in sorted({pid, *result.other_provider_ids}):
+                tx.lock_key(provider_lock_key(message.channel, message.account, known))
+            tx.update_outbox(done)
+            current = locked_message(tx, message.id)
+            assert current is not None
             new_ids = [i for i in (pid, *result.other_provider_ids) if i not in current.provider_ids]
-            for known in sorted(new_ids):
-                tx.lock_key(provider_lock_key(current.channel, current.account, known))
             for extra in new_ids:
                 tx.add_provider_id(current.id, current.channel, current.account, extra)
             details = {

@@ -138,6 +138,18 @@ def ingest(
     return report
 
 
+def locked_conversation(tx: Transaction, conversation_id: str) -> Conversation | None:
+    """Read a conversation to change it: locked first, so concurrent writers cannot lose an update."""
+    tx.lock_key(f"conversation:{conversation_id}")
+    return tx.get_conversation(conversation_id)
+
+
+def locked_message(tx: Transaction, message_id: str) -> Message | None:
+    """Read a message to change it, locked first (see ``locked_conversation``)."""
+    tx.lock_key(f"message:{message_id}")
+    return tx.get_message(message_id)
+
+
 def _inbound_lock_key(channel: str, account: str, provider_id: str) -> str:
     return f"inbound:{channel}:{account}:{provider_id}"
 
@@ -351,6 +363,8 @@ def _ingest_message(
     tx.lock_key(f"contact:{contact.id}")
     contact_ids = linked_contact_ids(tx, contact.id)
     conversation, decision = choose_conversation(tx, channel, capabilities, item, contact_ids, settings, now)
+    if conversation is not None:
+        conversation = locked_conversation(tx, conversation.id) or conversation
     new_conversation = conversation is None
     ref = ThreadRef(channel=channel, account=item.account, key=item.thread_key)
     if conversation is None:
@@ -447,6 +461,7 @@ def _ingest_echo(
     if ours is None:
         ours = _unsettled_send_with_text(tx, channel, item)
     if ours is not None and ours.direction is Direction.OUTBOUND:
+        ours = locked_message(tx, ours.id) or ours
         if item.provider_message_id not in ours.provider_ids:
             tx.add_provider_id(ours.id, channel, item.account, item.provider_message_id)
             ours = ours.model_copy(
@@ -461,6 +476,8 @@ def _ingest_echo(
         return
     ref = ThreadRef(channel=channel, account=item.account, key=item.thread_key)
     conversation = tx.conversation_for_thread(ref)
+    if conversation is not None:
+        conversation = locked_conversation(tx, conversation.id) or conversation
     customer = item.sender if item.sender != item.account else item.thread_key
     contact = (
         tx.get_contact(conversation.contact_id)
@@ -520,6 +537,7 @@ def _apply_status(
     quiet: bool = False,
 ) -> Message:
     """Move ``message`` to ``status`` if that is forward; record the update either way."""
+    message = locked_message(tx, message.id) or message
     if message.direction is not Direction.OUTBOUND or message.status == status:
         return message
     applied = can_advance(message.status, status)
