@@ -20,7 +20,8 @@ Commands:
 
 ``dispatch --store URL --fake BASE_URL [--no-reconcile] [--backend ...]``
     Open a Hub whose loopback channel talks to the fake at BASE_URL over real HTTP
-    (``RedirectTransport``), with a 1 s lease and 2 concurrent sends; print ``running``, wait
+    (``RedirectTransport``), with a 1 s lease and 2 concurrent sends (``--lease``,
+    ``--concurrency``); print ``running``, wait
     until nothing is left to dispatch, print ``drained`` and exit. With ``--no-reconcile`` the
     channel cannot look sends up (``reconcile`` raises ``OutcomeUnknownError``).
 
@@ -200,8 +201,8 @@ async def dispatch(args: argparse.Namespace) -> None:
         load_entry_points=False,
         transport=RedirectTransport({LOOPBACK_HOST: args.fake}),
         settings=HubSettings(
-            lease=timedelta(seconds=1),
-            dispatch_concurrency=2,
+            lease=timedelta(seconds=args.lease),
+            dispatch_concurrency=args.concurrency,
             poll_interval=0.1,
             backoff_base=0.05,
             http_timeout=20.0,
@@ -224,6 +225,8 @@ def main() -> None:
     p.add_argument("--store", required=True)
     p.add_argument("--fake", required=True)
     p.add_argument("--no-reconcile", action="store_true")
+    p.add_argument("--lease", type=float, default=1.0, help="seconds a claimed send is owned")
+    p.add_argument("--concurrency", type=int, default=2, help="sends in flight at once")
     p.add_argument("--backend", default="asyncio")
     args = parser.parse_args()
     if args.command == "ingest":

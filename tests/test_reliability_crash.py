@@ -2,14 +2,16 @@
 sent twice.
 
 Each test runs Hubs in worker processes (``tests/reliability_worker.py``) on a SQLite file and
-on a fresh PostgreSQL schema (the no-lookup variant: SQLite only) and kills them with SIGKILL, so no cleanup code of the Hub runs. Then a new
-worker opens the same store, as a restarted service would:
+on a fresh PostgreSQL schema (the no-lookup variant: SQLite only) and kills them with SIGKILL,
+so no cleanup code of the Hub runs. Then a new worker opens the same store, as a restarted
+service would:
 
 - mid-ingest: every webhook answered 2xx must be stored; redelivering what was not answered
   (what a provider does), plus some duplicates, stores every message exactly once;
 - mid-dispatch: sends claimed by the killed dispatcher are reconciled after the lease: those
   the provider recorded become SENT without a second request, the others are sent once; a
-  channel that cannot look sends up leaves them UNKNOWN and never resends.
+  channel that cannot look sends up leaves them UNKNOWN and never resends;
+- two dispatchers sharing a store, one killed mid-stream: every reply is sent exactly once.
 
 The worker runs on the same anyio backend as the test (the HTTP server worker on asyncio).
 PostgreSQL: ``OMNILINK_TEST_POSTGRES_DSN``; skipped when unreachable unless ``CI`` is set.
@@ -203,8 +205,8 @@ class GatedFakeLoopback(FakeLoopback):
         return response
 
 
-async def queue_replies(url: str, fake: FakeLoopback, customers: int) -> list[str]:
-    """One inbound message and one queued reply per customer (no dispatcher running)."""
+async def queue_replies(url: str, fake: FakeLoopback, customers: int, per_customer: int = 1) -> list[str]:
+    """One inbound message and ``per_customer`` queued replies per customer (no dispatcher)."""
     hub = Hub(
         store=make_store(url),
         channels=CHANNELS,
@@ -225,8 +227,9 @@ async def queue_replies(url: str, fake: FakeLoopback, customers: int) -> list[st
             await anyio.sleep(0.05 * (attempt + 1))
         assert response.status == 200
         ids = []
-        for conv in await hub.conversations():
-            ids.append((await hub.reply(conv.id, f"answer for {conv.id}")).id)
+        for n in range(per_customer):
+            for conv in await hub.conversations(limit=customers):
+                ids.append((await hub.reply(conv.id, f"answer {n} for {conv.id}")).id)
         return ids
 
 
@@ -294,3 +297,40 @@ async def test_sigkill_mid_dispatch_without_lookup_leaves_sends_unknown_and_neve
     # Every send the killed dispatcher had claimed may have gone out: none is resent.
     assert {m.status for m in messages} == {DeliveryStatus.UNKNOWN}
     assert set(outbox) == {OutboxState.UNKNOWN}
+
+
+@pytest.mark.anyio
+async def test_two_dispatchers_one_killed_send_every_reply_exactly_once(
+    store_url: str, tmp_path: Path, anyio_backend: str
+) -> None:
+    fake = FakeLoopback()
+    ids = await queue_replies(store_url, fake, customers=40, per_customer=4)
+    log = str(tmp_path / "workers.log")
+    async with fake.serve() as fake_url:
+        args = (
+            "dispatch",
+            "--store",
+            store_url,
+            "--fake",
+            fake_url,
+            "--backend",
+            anyio_backend,
+            "--concurrency",
+            "4",
+        )
+        async with Worker.start(*args, log_path=log) as first, Worker.start(*args, log_path=log) as second:
+            await first.expect("running")
+            await second.expect("running")
+            with anyio.fail_after(30):
+                while len(fake.sent) < len(ids) // 4:  # noqa: ASYNC110 - counted in the server thread
+                    await anyio.sleep(0.005)
+            first.process.kill()  # mid-stream: its claimed sends are left IN_FLIGHT
+            assert await first.wait() == -9
+            await second.expect("drained", timeout=60)
+            assert await second.wait() == 0
+
+    refs = Counter(item["client_ref"] for item in fake.sent)
+    assert refs == Counter({f"{i}:0": 1 for i in ids}), "every reply reaches the provider exactly once"
+    messages, outbox = await final_state(store_url, ids)
+    assert {m.status for m in messages} == {DeliveryStatus.SENT}
+    assert set(outbox) == {OutboxState.DONE}
