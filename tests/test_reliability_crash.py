@@ -304,7 +304,7 @@ async def test_two_dispatchers_one_killed_send_every_reply_exactly_once(
     store_url: str, tmp_path: Path, anyio_backend: str
 ) -> None:
     fake = FakeLoopback()
-    ids = await queue_replies(store_url, fake, customers=40, per_customer=4)
+    ids = await queue_replies(store_url, fake, customers=20, per_customer=4)
     log = str(tmp_path / "workers.log")
     async with fake.serve() as fake_url:
         args = (
