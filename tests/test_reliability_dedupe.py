@@ -4,7 +4,7 @@ Providers deliver at least once: a webhook may arrive several times, batches may
 and deliveries overlap. Whatever the order and overlap, the Hub must keep exactly one message
 per provider message id, one contact per handle and one conversation per customer. Checked in
 one process on the memory, SQLite and PostgreSQL stores, and with two OS processes sharing one
-PostgreSQL schema.
+SQLite file or one PostgreSQL schema.
 
 PostgreSQL tests read their server from ``OMNILINK_TEST_POSTGRES_DSN`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``) and use a fresh schema each; without a reachable
@@ -236,6 +236,42 @@ async def two_ingest_workers(tmp_path: Path, anyio_backend: str) -> AsyncIterato
             assert await worker.wait() == 0, worker.log()
 
 
+async def two_processes_ingest(
+    store_url: str, scenario: Scenario, workers: tuple[Worker, Worker], tmp_path: Path
+) -> None:
+    """Both processes deliver every webhook as often as the scenario says, concurrently."""
+    payloads = tmp_path / f"payloads-{uuid.uuid4().hex}.json"
+    payloads.write_text(json.dumps([scenario.webhooks[i].decode() for i in scenario.order]))
+    for worker in workers:
+        await worker.send_line(json.dumps({"store": store_url, "payloads": str(payloads)}))
+    for worker in workers:
+        await worker.expect("ready")
+    for worker in workers:
+        await worker.send_line("go")
+    for worker in workers:
+        done = await worker.expect("done", timeout=90)
+        assert set(done["statuses"]) == {200}, done
+
+
+def count_sqlite(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+@pytest.mark.anyio
+@settings(max_examples=5)
+@given(scenario=scenarios(max_messages=30))
+async def test_two_processes_ingesting_the_same_webhooks_store_each_message_once_on_one_sqlite_file(
+    scenario: Scenario, tmp_path: Path, two_ingest_workers: tuple[Worker, Worker]
+) -> None:
+    path = tmp_path / f"{uuid.uuid4().hex}.sqlite3"
+    await two_processes_ingest(f"sqlite:{path}", scenario, two_ingest_workers, tmp_path)
+    async with SQLiteStore(path) as store:
+        await assert_exactly_once(store, scenario.senders)
+    assert count_sqlite(path, "handles") == len(set(scenario.senders.values()))
+    assert count_sqlite(path, "inbound_claims") == len(scenario.senders)
+
+
 @pytest.mark.anyio
 @pytest.mark.postgres
 @settings(max_examples=5)
@@ -247,18 +283,7 @@ async def test_two_processes_ingesting_the_same_webhooks_store_each_message_once
     two_ingest_workers: tuple[Worker, Worker],
 ) -> None:
     dsn = pg_schemas()
-    payloads = tmp_path / f"payloads-{uuid.uuid4().hex}.json"
-    # Both processes deliver every webhook as often as the scenario says, concurrently.
-    payloads.write_text(json.dumps([scenario.webhooks[i].decode() for i in scenario.order]))
-    for worker in two_ingest_workers:
-        await worker.send_line(json.dumps({"store": dsn, "payloads": str(payloads)}))
-    for worker in two_ingest_workers:
-        await worker.expect("ready")
-    for worker in two_ingest_workers:
-        await worker.send_line("go")
-    for worker in two_ingest_workers:
-        done = await worker.expect("done", timeout=90)
-        assert set(done["statuses"]) == {200}, done
+    await two_processes_ingest(dsn, scenario, two_ingest_workers, tmp_path)
     async with PostgresStore(dsn, max_size=2) as store:
         await assert_exactly_once(store, scenario.senders)
     customers = len(set(scenario.senders.values()))
