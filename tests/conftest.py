@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,31 +14,11 @@ from omnilink import ChannelSpec, Hub, HubSettings, MemoryStore, PostgresStore, 
 from omnilink.testing import FakeLoopback, routing_transport
 from omnilink.testing._loopback import LOOPBACK_SPEC
 
-POSTGRES_DSN = os.environ.get("OMNILINK_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture
-def postgres_schema_dsn() -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema, dropped afterwards.
-
-    Skips when no server is reachable, unless CI is set: then the test fails.
-    """
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    try:
-        conn = psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_DSN} (CI is set, so this fails): {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_DSN}: {exc}")
-    schema = f"omnilink_test_{uuid.uuid4().hex[:12]}"
-    with conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield make_conninfo(POSTGRES_DSN, options=f"-c search_path={schema}")
-        finally:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+def postgres_schema_dsn(omnilink_postgres_dsn: str) -> str:
+    """A fresh PostgreSQL schema (the omnilink pytest plugin's fixture)."""
+    return omnilink_postgres_dsn
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

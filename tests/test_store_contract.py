@@ -8,12 +8,11 @@ reachable server they are skipped, unless ``CI`` is set: then they fail.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,35 +57,11 @@ DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 # --------------------------------------------------------------------------- fixtures
 
 
-def _pg_admin_dsn() -> str:
-    return os.environ.get("OMNILINK_TEST_POSTGRES_DSN", DEFAULT_PG_DSN)
-
-
-def _schema_dsn(schema: str) -> str:
-    from psycopg.conninfo import make_conninfo
-
-    return make_conninfo(_pg_admin_dsn(), options=f"-c search_path={schema}")
-
-
 @pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema, dropped afterwards."""
-    import psycopg
-
-    admin = _pg_admin_dsn()
-    try:
-        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable at {admin} (CI is set, so this fails): {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {admin}: {exc}")
-    schema = f"omnilink_test_{uuid.uuid4().hex[:12]}"
-    with conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield _schema_dsn(schema)
-        finally:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+def pg_dsn(omnilink_postgres_dsn: str) -> str:
+    """A DSN whose search_path is a fresh schema, dropped afterwards (skipped without a
+    server unless CI is set)."""
+    return omnilink_postgres_dsn
 
 
 STORE_KINDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -20,32 +20,15 @@ from omnilink_livechat import LivechatChannel
 from omnilink_livechat import _plugin as livechat_plugin
 from omnilink_livechat.testing import ScriptedVisitor
 
-POSTGRES_DSN = os.environ.get("OMNILINK_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 HERE = Path(__file__).parent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 
 
 @pytest.fixture
-def livechat_pg_dsn() -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema (dropped afterwards); skipped without a server
-    unless CI is set."""
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    try:
-        conn = psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_DSN}: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_DSN}: {exc}")
-    schema = f"livechat_test_{uuid.uuid4().hex[:12]}"
-    with conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield make_conninfo(POSTGRES_DSN, options=f"-c search_path={schema}")
-        finally:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+def livechat_pg_dsn(omnilink_postgres_dsn: str) -> str:
+    """A DSN whose search_path is a fresh schema (the omnilink pytest plugin's fixture)."""
+    return omnilink_postgres_dsn
 
 
 async def _schema_ready(dsn: str) -> None:

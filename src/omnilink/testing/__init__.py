@@ -22,6 +22,7 @@ from ._loopback import (
     LoopbackPlugin,
     sign,
 )
+from ._postgres import PostgresUnavailable, postgres_schema
 
 if TYPE_CHECKING:
     from ._conformance import ChannelConformance
@@ -37,8 +38,10 @@ __all__ = [
     "LoopbackConfig",
     "LoopbackKit",
     "LoopbackPlugin",
+    "PostgresUnavailable",
     "WebhookTarget",
     "hub_target",
+    "postgres_schema",
     "routing_transport",
     "serve_app",
     "sign",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -10,6 +11,7 @@ from .._hub import Hub
 from .._store._memory import MemoryStore
 from ._fake import routing_transport
 from ._loopback import FakeLoopback, LoopbackPlugin
+from ._postgres import PostgresUnavailable, postgres_schema
 
 
 @pytest.fixture
@@ -36,3 +38,20 @@ async def loopback_hub(omnilink_store: MemoryStore, loopback_fake: FakeLoopback)
     )
     async with hub:
         yield hub
+
+
+@pytest.fixture
+def omnilink_postgres_dsn() -> Iterator[str]:
+    """A DSN on a fresh PostgreSQL schema, dropped afterwards.
+
+    The server is ``OMNILINK_TEST_POSTGRES_DSN`` (default: postgres@127.0.0.1:5432/test). With
+    no server reachable the test is skipped, unless ``CI`` is set: then it fails, so CI never
+    silently skips what it can run.
+    """
+    try:
+        with postgres_schema() as dsn:
+            yield dsn
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (CI is set, so this fails instead of skipping)")
+        pytest.skip(str(exc))
