@@ -23,7 +23,7 @@ from omnilink import (
     TextPart,
     WebhookRequest,
 )
-from omnilink_email import EmailChannel, EmailConfig, parse_message
+from omnilink_email import EmailChannel, EmailConfig, attachment_bytes, parse_message
 from omnilink_email.testing import SmtpFault, SmtpSink, mailgun_request, postmark_request, sendgrid_request
 
 pytestmark = pytest.mark.anyio
@@ -456,3 +456,50 @@ async def test_webhooks_reach_the_channel_through_the_hubs_asgi_app(hub: Hub) ->
     (conv,) = await hub.conversations()
     ids = {m.provider_message_id for m in await hub.messages(conv.id)}
     assert ids == {"asgi-1@example.com", "asgi-2@example.com", "asgi-3@example.com"}
+
+
+async def test_attachments_are_fetched_with_the_hubs_http_client(smtp_sink: SmtpSink) -> None:
+    import httpx
+
+    from omnilink import MediaPart
+
+    seen: list[str] = []
+
+    def files(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.path == "/gone.pdf":
+            return httpx.Response(404)
+        return httpx.Response(200, content=b"%PDF-1.4 remote")
+
+    async with Hub(
+        store=MemoryStore(),
+        channels={"email": settings(smtp_sink)},
+        plugins=[email_plugin],
+        load_entry_points=False,
+        transport=httpx.MockTransport(files),
+    ) as hub:
+        await receive(hub, mail())
+        (conv,) = await hub.conversations()
+        await hub.reply(
+            conv.id,
+            [
+                TextPart(text="Two files attached."),
+                MediaPart(
+                    url="https://files.example/invoice.pdf",
+                    content_type="application/pdf",
+                    filename="invoice.pdf",
+                ),
+                MediaPart(
+                    url="data:text/plain;base64,aGVsbG8=", content_type="text/plain", filename="note.txt"
+                ),
+            ],
+        )
+        missing = await hub.reply(
+            conv.id, [MediaPart(url="https://files.example/gone.pdf", content_type="application/pdf")]
+        )
+        await hub.drain(timeout=10)
+        assert (await hub.message(missing.id)).status is DeliveryStatus.FAILED
+    (out,) = smtp_sink.received
+    blobs = sorted(attachment_bytes(out.data).values())
+    assert blobs == [b"%PDF-1.4 remote", b"hello"]
+    assert "https://files.example/invoice.pdf" in seen
