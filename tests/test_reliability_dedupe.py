@@ -265,6 +265,10 @@ async def test_two_processes_ingesting_the_same_webhooks_store_each_message_once
     scenario: Scenario, tmp_path: Path, two_ingest_workers: tuple[Worker, Worker]
 ) -> None:
     path = tmp_path / f"{uuid.uuid4().hex}.sqlite3"
+    # Create the file first: two processes creating a new SQLite file at the same moment can
+    # fail to open it (a core bug reported separately); this test is about ingesting.
+    async with SQLiteStore(path):
+        pass
     await two_processes_ingest(f"sqlite:{path}", scenario, two_ingest_workers, tmp_path)
     async with SQLiteStore(path) as store:
         await assert_exactly_once(store, scenario.senders)
