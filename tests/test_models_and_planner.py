@@ -196,3 +196,15 @@ def test_captions_move_into_text_where_attachments_have_none() -> None:
     assert any(isinstance(p, TextPart) and p.text == "Our new shop" for p in parts)
     assert all(p.caption is None for p in parts if isinstance(p, MediaPart))
     assert [d.kind for d in result.degradations] == ["caption_to_text"]
+
+
+def test_html_channels_get_one_html_part_with_its_text_rendering() -> None:
+    caps = Capabilities(markup="html")
+    result = plan([TextPart(text="Hi <Ana>"), HtmlPart(html="<p>Your <b>order</b></p>")], caps)
+    [message] = result.messages
+    [part] = message.parts
+    assert isinstance(part, HtmlPart)
+    assert "<p>Hi &lt;Ana&gt;</p>" in part.html
+    assert "<b>order</b>" in part.html
+    assert part.text == "Hi <Ana>\n\nYour order"
+    assert result.degradations == ()

@@ -260,12 +260,18 @@ def plan(parts: Sequence[Part], capabilities: Capabilities) -> Plan:
     def note(kind: str, detail: str) -> None:
         notes.append(Degradation(kind=kind, detail=detail))
 
+    html_seen = False
+    html_chunks: list[str] = []
     for part in parts:
+        count_before = len(texts)
         if isinstance(part, TextPart):
             texts.append(part.text)
         elif isinstance(part, HtmlPart):
             if caps.markup == "html":
-                texts.append(part.html)
+                html_seen = True
+                texts.append(part.text if part.text is not None else html_to_text(part.html))
+                html_chunks.append(part.html)
+                continue
             else:
                 texts.append(part.text if part.text is not None else html_to_text(part.html))
                 note("html_to_text", "HTML was sent as plain text")
@@ -313,6 +319,8 @@ def plan(parts: Sequence[Part], capabilities: Capabilities) -> Plan:
             note("postback_to_text", "a postback was sent as its title")
         elif isinstance(part, UnknownPart):
             note("unknown_dropped", f"an unknown {part.provider_type!r} part was not sent")
+        for added in texts[count_before:]:
+            html_chunks.append("<p>" + html_lib.escape(added).replace("\n", "<br>\n") + "</p>")
 
     text = "\n\n".join(t for t in texts if t)
     if not text and not media and choices is None:
@@ -331,6 +339,10 @@ def plan(parts: Sequence[Part], capabilities: Capabilities) -> Plan:
             note("split", f"text split into {len(pieces)} messages")
 
     messages: list[list[Part]] = [[TextPart(text=p)] for p in pieces]
+    if html_seen and messages:
+        # A channel with HTML markup gets one HTML part (text parts escaped into it) that
+        # carries the plain-text rendering too, for multipart/alternative.
+        messages = [[HtmlPart(html="\n".join(html_chunks), text=text)]]
     if choices is not None:
         # Choices carry their own prompt: attach them to the last text, send them alone, or
         # send the part of their prompt they cannot carry first as plain text.

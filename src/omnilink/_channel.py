@@ -220,6 +220,9 @@ class SendContext(_Inbound):
     other_channels: tuple[str, ...] = ()
     """Channels the contact has a handle on, besides this one (for remedies)."""
     automatic: bool = False
+    last_inbound_automatic: bool = False
+    """The thread's latest inbound message was an auto-reply or a bounce (never answer those
+    automatically)."""
 
 
 class OutboundMessage(_Inbound):

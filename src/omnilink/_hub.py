@@ -694,14 +694,18 @@ class Hub:
             )
         now = self.now()
 
-        def context(tx: Transaction) -> tuple[Contact, datetime | None, bool, tuple[str, ...]]:
+        def context(tx: Transaction) -> tuple[Contact, datetime | None, bool, tuple[str, ...], bool]:
             contact = tx.get_contact(conv.contact_id)
             assert contact is not None
             last_in = None
+            last_automatic: bool | None = None
             for m in reversed(tx.thread_messages(name, thread.account, thread.key, 200)):
-                if m.direction is Direction.INBOUND and not m.automatic:
-                    last_in = m.sent_at
-                    break
+                if m.direction is Direction.INBOUND:
+                    if last_automatic is None:
+                        last_automatic = m.automatic
+                    if not m.automatic:
+                        last_in = m.sent_at
+                        break
             recipient = self._recipient(contact, name, thread)
             opted_out = tx.is_opted_out(name, thread.account, recipient)
             others: list[str] = []
@@ -710,9 +714,9 @@ class Hub:
                 for h in c.handles if c else ():
                     if h.channel != name and h.channel in self._channels and h.channel not in others:
                         others.append(h.channel)
-            return contact, last_in, opted_out, tuple(others)
+            return contact, last_in, opted_out, tuple(others), bool(last_automatic)
 
-        contact, last_in, opted_out, others = await self.store.run(context)
+        contact, last_in, opted_out, others, last_automatic = await self.store.run(context)
         recipient = self._recipient(contact, name, thread)
         remedies = [Remedy("use_channel", f"continue on {o}", o) for o in others]
         if opted_out:
@@ -734,6 +738,7 @@ class Hub:
             now=now,
             other_channels=others,
             automatic=automatic,
+            last_inbound_automatic=last_automatic,
         )
         options = await target.check_send(ctx)
         refusal = self.plugins.send_policy(ctx)
