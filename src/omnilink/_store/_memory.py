@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import anyio.lowlevel
+
 from .._errors import LifecycleError, ModelError, NotFoundError, StoreError
 from .._models import (
     Contact,
@@ -480,6 +482,9 @@ class MemoryStore(Store):
     async def run(self, fn: Callable[[Transaction], T]) -> T:
         if not self._open:
             raise LifecycleError("MemoryStore is not open: use `async with store:` or `await store.open()`")
+        # Every run is a checkpoint, like the SQL stores' thread hops: a loop of store calls
+        # never starves other tasks (or ignores cancellation).
+        await anyio.lowlevel.checkpoint()
         return self.run_sync(fn)
 
     def run_sync(self, fn: Callable[[Transaction], T]) -> T:
