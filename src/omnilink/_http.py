@@ -15,6 +15,7 @@ Request = httpx.Request
 Response = httpx.Response
 TimeoutException = httpx.TimeoutException
 ConnectTimeout = httpx.ConnectTimeout
+ConnectError = httpx.ConnectError
 TransportError = httpx.TransportError
 
 

@@ -20,6 +20,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from . import _http
 from ._capabilities import Capabilities, plan
@@ -44,6 +45,7 @@ from ._errors import (
     OmnilinkError,
     OptedOutError,
     OutcomeUnknownError,
+    PayloadError,
     PolicyRefusal,
     Remedy,
     RetryableSendError,
@@ -132,6 +134,17 @@ class ResponseStats:
     response_median: float | None
 
 
+def _check_storable(item: Inbound) -> None:
+    """Refuse what no store can keep: text that is not valid Unicode, NUL in key fields."""
+    try:
+        item.model_dump_json()
+    except (ValueError, PydanticSerializationError) as exc:
+        raise PayloadError(f"the {item.kind} cannot be stored: {exc}") from exc
+    for name, value in item:
+        if isinstance(value, str) and "\x00" in value and name not in ("sender_name", "subject", "detail"):
+            raise PayloadError(f"the {item.kind}'s {name} contains a NUL character")
+
+
 def _as_parts(content: Content) -> tuple[Part, ...]:
     if isinstance(content, str):
         return (TextPart(text=content),)
@@ -197,8 +210,9 @@ class Hub:
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            raise LifecycleError("the Hub is not open")
+        """The Hub's store; only while the Hub is open (every query goes through here)."""
+        if self._store is None or self._state not in ("opening", "open"):
+            raise LifecycleError(f"the Hub is {self._state}; use it inside 'async with hub:'")
         return self._store
 
     @property
@@ -208,6 +222,7 @@ class Hub:
 
     def channel(self, name: str) -> Channel:
         """The open channel called ``name``."""
+        self._require_open()
         try:
             return self._channels[name]
         except KeyError:
@@ -430,12 +445,20 @@ class Hub:
         except WebhookError as exc:
             log.warning("%s webhook refused (%s): %s", channel, exc.status, exc)
             return WebhookResponse.text(str(exc), exc.status)
-        except InvalidInputError as exc:
+        except (InvalidInputError, ValidationError) as exc:
             log.warning("%s webhook refused: %s", channel, exc)
-            return WebhookResponse.text(str(exc), 400)
+            return WebhookResponse.text(f"invalid payload: {exc}", 400)
+        except Exception:
+            # An adapter bug must not take the server down; the provider retries a 500, so
+            # nothing is lost once the adapter is fixed.
+            log.exception("%s webhook handling failed", channel)
+            return WebhookResponse.text("internal error", 500)
         if result.items:
             try:
                 await self.ingest(channel, result.items)
+            except InvalidInputError as exc:
+                log.warning("%s webhook refused: %s", channel, exc)
+                return WebhookResponse.text(str(exc), 400)
             except OmnilinkError as exc:
                 log.error("%s webhook not stored, the provider will retry: %s", channel, exc)
                 return WebhookResponse.text("temporarily unavailable", 503)
@@ -447,6 +470,8 @@ class Hub:
         target = self.channel(channel)
         caps = target.capabilities
         now = self.now()
+        for item in items:
+            _check_storable(item)
         report = await self.store.run(
             lambda tx: ingest(tx, channel, caps, items, self.settings.threading, now)
         )
@@ -911,7 +936,10 @@ class Hub:
                     await self._dispatch_one(row)
                 except Exception as exc:
                     log.exception("dispatch of %s failed unexpectedly", row.id)
-                    await self._reschedule(row, f"internal error: {exc!r}", None)
+                    if row.state is OutboxState.IN_FLIGHT:
+                        await self._retry_lookup(row, exc)
+                    else:
+                        await self._reschedule(row, f"internal error: {exc!r}", None)
 
     async def _dispatch_one(self, row: OutboxRow) -> None:
         channel = self._channels.get(row.channel)
@@ -956,13 +984,8 @@ class Hub:
         outbound = self._outbound(row, message, channel.capabilities_for(thread), history)
         if row.state is OutboxState.IN_FLIGHT:
             # A dispatcher died mid-send: never resend blindly.
-            try:
-                found = await channel.reconcile(outbound)
-            except OutcomeUnknownError as exc:
-                await self._unknown(row, message, str(exc))
-                return
-            if found is not None:
-                await self._succeed(row, message, found)
+            settled = await self._settle(channel, row, message, outbound, "a dispatcher stopped mid-send")
+            if settled:
                 return
         try:
             result = await channel.send(outbound)
@@ -982,21 +1005,60 @@ class Hub:
             )
         except RetryableSendError as exc:
             await self._reschedule(row, str(exc), exc.retry_after)
-        except OutcomeUnknownError as exc:
-            try:
-                found = await channel.reconcile(outbound)
-            except OutcomeUnknownError:
-                await self._unknown(row, message, str(exc))
-                return
-            if found is not None:
-                await self._succeed(row, message, found)
-            else:
-                await self._reschedule(row, str(exc), None)
         except (SendError, InvalidInputError) as exc:
-            # Content or an address the provider will never take: retrying cannot help.
-            await self._fail(row, str(exc))
+            if isinstance(exc, OutcomeUnknownError):
+                if not await self._settle(channel, row, message, outbound, str(exc)):
+                    await self._reschedule(row, str(exc), None)
+            else:
+                # Content or an address the provider will never take: retrying cannot help.
+                await self._fail(row, str(exc))
+        except Exception as exc:
+            # An adapter bug after the request may have left: treat the outcome as unknown.
+            log.exception("channel %s failed while sending %s", row.channel, row.id)
+            if not await self._settle(channel, row, message, outbound, f"send failed: {exc!r}"):
+                await self._reschedule(row, f"send failed: {exc!r}", None)
         else:
             await self._succeed(row, message, result)
+
+    async def _settle(
+        self, channel: Channel, row: OutboxRow, message: Message, outbound: OutboundMessage, why: str
+    ) -> bool:
+        """Find out whether a send whose outcome we lost happened.
+
+        True when settled (recorded as sent, or as unknown for the helpdesk: never resent);
+        False when the provider surely has no such send, so it may go out again.
+        """
+        try:
+            found = await channel.reconcile(outbound)
+        except OutcomeUnknownError as exc:
+            await self._unknown(row, message, f"{why}; {exc}")
+            return True
+        except Exception as exc:
+            await self._retry_lookup(row, exc)
+            return True
+        if found is None:
+            return False
+        await self._succeed(row, message, found)
+        return True
+
+    async def _retry_lookup(self, row: OutboxRow, exc: BaseException) -> None:
+        """The lookup itself failed: keep the row in flight (never back to pending) and try the
+        lookup again later; after max_attempts the outcome is unknown."""
+        attempts = row.attempts + 1
+        if attempts >= self.settings.max_attempts:
+            message = await self.store.run(lambda tx: tx.get_message(row.message_id))
+            if message is not None:
+                await self._unknown(row, message, f"could not look the send up: {exc!r}")
+            return
+        retry = row.model_copy(
+            update={
+                "state": OutboxState.IN_FLIGHT,
+                "attempts": attempts,
+                "last_error": f"lookup failed: {exc!r}",
+                "lease_until": utcnow() + timedelta(seconds=self._backoff(attempts)),
+            }
+        )
+        await self.store.run(lambda tx: tx.update_outbox(retry))
 
     def _backoff(self, attempts: int) -> float:
         delay: float = self.settings.backoff_base * 2.0 ** max(attempts - 1, 0)

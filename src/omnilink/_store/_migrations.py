@@ -105,6 +105,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "contacts, conversations, messages, outbox, opt-outs, channel state",
         _render(_V1, {"postgres": ("CREATE SEQUENCE conversation_save_seq",)}),
     ),
+    Migration(
+        2,
+        "index conversations by save order (SQLite finds the next save_seq without a scan)",
+        _render(("CREATE INDEX conversations_save_seq ON conversations (save_seq)",), {}),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

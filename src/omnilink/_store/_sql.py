@@ -115,7 +115,9 @@ POSTGRES = Dialect(
     row_lock=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
     next_save_seq="nextval('conversation_save_seq')",
-    lock_key_sql="SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+    # Advisory locks are database-wide: scope the key by schema so Hubs on different schemas
+    # of one database never block each other.
+    lock_key_sql="SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || %s, 0))",
     # One constant key: concurrent openers migrate one after the other.
     migration_lock_sql="SELECT pg_advisory_xact_lock(7235028631772116)",
 )

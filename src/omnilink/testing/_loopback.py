@@ -122,13 +122,22 @@ class LoopbackChannel(Channel):
         if request.method != "POST":
             raise PayloadError("loopback webhooks are POST requests", channel=self.name, status=405)
         given = request.header(SIGNATURE_HEADER)
-        if not given or not hmac.compare_digest(given, sign(self.cfg.webhook_secret, request.body)):
+        expected = sign(self.cfg.webhook_secret, request.body).encode()
+        if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected):
             raise SignatureError("missing or wrong X-Loopback-Signature", channel=self.name)
         try:
             payload = json.loads(request.body)
             events = payload["events"]
             items = [self._parse(event) for event in events]
-        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            ValidationError,
+            OverflowError,
+            OSError,
+            RecursionError,
+        ) as exc:
             raise PayloadError(f"not a loopback webhook payload: {exc}", channel=self.name) from exc
         return WebhookResult(WebhookResponse.text("ok"), items)
 
@@ -185,8 +194,11 @@ class LoopbackChannel(Channel):
             raise RetryableSendError(f"loopback not reached: {exc}", channel=self.name) from exc
         except _http.TimeoutException as exc:
             raise OutcomeUnknownError(f"loopback send timed out: {exc}", channel=self.name) from exc
-        except _http.TransportError as exc:
+        except _http.ConnectError as exc:
             raise RetryableSendError(f"loopback unreachable: {exc}", channel=self.name) from exc
+        except _http.TransportError as exc:
+            # The connection broke after the request may have reached the provider.
+            raise OutcomeUnknownError(f"loopback connection lost: {exc}", channel=self.name) from exc
         return self._result(response)
 
     def _result(self, response: _http.Response) -> SendResult:
