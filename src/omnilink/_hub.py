@@ -30,6 +30,11 @@ from ._channel import (
     ChannelContext,
     ChannelSpec,
     Inbound,
+    InboundDelivery,
+    InboundMessage,
+    InboundOptChange,
+    InboundReaction,
+    InboundTyping,
     OutboundMessage,
     SendContext,
     SendResult,
@@ -140,9 +145,15 @@ def _check_storable(item: Inbound) -> None:
         item.model_dump_json()
     except (ValueError, PydanticSerializationError) as exc:
         raise PayloadError(f"the {item.kind} cannot be stored: {exc}") from exc
-    for name, value in item:
-        if isinstance(value, str) and "\x00" in value and name not in ("sender_name", "subject", "detail"):
-            raise PayloadError(f"the {item.kind}'s {name} contains a NUL character")
+    keys = [getattr(item, "account", None) or ""]
+    if isinstance(item, InboundMessage):
+        keys += [item.thread_key, item.sender, item.provider_message_id]
+    elif isinstance(item, InboundDelivery | InboundReaction):
+        keys += [item.provider_message_id or "", item.thread_key or ""]
+    elif isinstance(item, InboundOptChange | InboundTyping):
+        keys += [getattr(item, "address", ""), getattr(item, "thread_key", "")]
+    if any("\x00" in key for key in keys):
+        raise PayloadError(f"a key field of the {item.kind} contains a NUL character")
 
 
 def _as_parts(content: Content) -> tuple[Part, ...]:
@@ -1117,8 +1128,6 @@ class Hub:
             current = locked_message(tx, message.id)
             assert current is not None
             new_ids = [i for i in (pid, *result.other_provider_ids) if i not in current.provider_ids]
-            for extra in new_ids:
-                tx.add_provider_id(current.id, current.channel, current.account, extra)
             details = {
                 f"{k}" if row.part_index == 0 else f"{k}.{row.part_index}": v
                 for k, v in result.details.items()

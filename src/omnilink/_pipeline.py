@@ -262,7 +262,7 @@ def choose_conversation(
     channel: str,
     capabilities: Capabilities,
     item: InboundMessage,
-    contact_ids: list[str],
+    contact_id: str,
     settings: ThreadingSettings,
     now: datetime,
 ) -> tuple[Conversation | None, ThreadDecision]:
@@ -290,6 +290,8 @@ def choose_conversation(
         by_thread = tx.conversation_for_thread(ref)
         if by_thread is not None:
             return by_thread, ThreadDecision(rule="thread_ref", detail=f"{channel} thread {item.thread_key}")
+    # The contact and every contact joined to it (looked up only when a rule needs them).
+    contact_ids = linked_contact_ids(tx, contact_id)
     if item.subject_key:
         for candidate in tx.recent_conversations(contact_ids, now - settings.subject_window):
             if candidate.subject_key == item.subject_key and candidate.thread_for(channel) is not None:
@@ -361,9 +363,8 @@ def _ingest_message(
     contact = resolve_contact(tx, Handle(channel=channel, address=item.sender), item.sender_name)
     _apply_verified_handles(tx, channel, contact, item, now)
     tx.lock_key(f"contact:{contact.id}")
-    contact_ids = linked_contact_ids(tx, contact.id)
-    conversation, decision = choose_conversation(tx, channel, capabilities, item, contact_ids, settings, now)
-    if conversation is not None:
+    conversation, decision = choose_conversation(tx, channel, capabilities, item, contact.id, settings, now)
+    if conversation is not None and not tx.exclusive:
         conversation = locked_conversation(tx, conversation.id) or conversation
     new_conversation = conversation is None
     ref = ThreadRef(channel=channel, account=item.account, key=item.thread_key)
@@ -375,6 +376,7 @@ def _ingest_message(
             created_at=now,
             updated_at=now,
         )
+    threads_changed = new_conversation or ref not in conversation.threads
     conversation = add_thread(conversation, ref, decision.rule, decision.detail, now)
     message = Message(
         id=message_id,
@@ -397,8 +399,7 @@ def _ingest_message(
         sent_at=item.sent_at,
         raw=item.raw,
     )
-    tx.insert_message(message)
-    tx.add_provider_id(message.id, channel, item.account, item.provider_message_id)
+    tx.insert_message(message)  # indexes its provider ids
     update: dict[str, object] = {"updated_at": now, "last_channel": channel, "last_thread": ref}
     if not item.automatic:
         update["first_inbound_at"] = conversation.first_inbound_at or item.sent_at
@@ -409,7 +410,7 @@ def _ingest_message(
         update["subject"] = item.subject
         update["subject_key"] = item.subject_key
     conversation = conversation.model_copy(update=update)
-    tx.save_conversation(conversation)
+    tx.save_conversation(conversation, threads_changed=threads_changed)
     report.stored.append(message)
     report.conversation_ids.append(conversation.id)
     report.events.append(
@@ -463,14 +464,13 @@ def _ingest_echo(
     if ours is not None and ours.direction is Direction.OUTBOUND:
         ours = locked_message(tx, ours.id) or ours
         if item.provider_message_id not in ours.provider_ids:
-            tx.add_provider_id(ours.id, channel, item.account, item.provider_message_id)
             ours = ours.model_copy(
                 update={
                     "provider_ids": (*ours.provider_ids, item.provider_message_id),
                     "provider_message_id": ours.provider_message_id or item.provider_message_id,
                 }
             )
-            tx.update_message(ours)
+            tx.update_message(ours)  # indexes the new provider id
         _apply_status(tx, ours, DeliveryStatus.SENT, now, None, report, quiet=True)
         report.conversation_ids.append(ours.conversation_id)
         return
@@ -510,8 +510,7 @@ def _ingest_echo(
         sent_at=item.sent_at,
         raw=item.raw,
     )
-    tx.insert_message(message)
-    tx.add_provider_id(message.id, channel, item.account, item.provider_message_id)
+    tx.insert_message(message)  # indexes its provider ids
     conversation = conversation.model_copy(
         update={
             "updated_at": now,
@@ -537,7 +536,8 @@ def _apply_status(
     quiet: bool = False,
 ) -> Message:
     """Move ``message`` to ``status`` if that is forward; record the update either way."""
-    message = locked_message(tx, message.id) or message
+    if not tx.exclusive:
+        message = locked_message(tx, message.id) or message
     if message.direction is not Direction.OUTBOUND or message.status == status:
         return message
     applied = can_advance(message.status, status)

@@ -82,7 +82,11 @@ class Transaction(Protocol):
     whole transaction on any exception, so nothing is half-written.
     """
 
-    # ---- locking (PostgreSQL serialises per contact; single-writer stores do nothing)
+    exclusive: bool
+    """True when the transaction excludes every other writer for its whole length (memory,
+    SQLite): what it read cannot change under it, so nothing needs re-reading after a lock."""
+
+    # ---- locking (PostgreSQL serialises per key; single-writer stores do nothing)
     def lock_key(self, key: str) -> None:
         """Hold an exclusive lock on ``key`` until the transaction ends."""
 
@@ -110,8 +114,11 @@ class Transaction(Protocol):
 
     # ---- conversations
     def get_conversation(self, conversation_id: str) -> Conversation | None: ...
-    def save_conversation(self, conversation: Conversation) -> None:
-        """Insert or replace; also indexes every ThreadRef in ``conversation.threads``."""
+    def save_conversation(self, conversation: Conversation, *, threads_changed: bool = True) -> None:
+        """Insert or replace; also indexes every ThreadRef in ``conversation.threads``.
+
+        ``threads_changed=False`` promises the threads are those last saved (an update that
+        only moves timestamps), so the index need not be rewritten."""
 
     def conversation_for_thread(self, ref: ThreadRef) -> Conversation | None:
         """The most recently updated conversation holding ``ref`` whose status is not closed."""

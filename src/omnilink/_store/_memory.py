@@ -84,6 +84,7 @@ class _MemoryTransaction:
     """One transaction over ``_Data``; writes go through ``_put``/``_pop`` to be undoable."""
 
     def __init__(self, data: _Data) -> None:
+        self.exclusive = True  # the store lock is held for the whole transaction
         self._d = data
         self._undo: list[Callable[[], None]] = []
 
@@ -206,7 +207,7 @@ class _MemoryTransaction:
         entry = self._d.conversations.get(conversation_id)
         return None if entry is None else entry.conversation
 
-    def save_conversation(self, conversation: Conversation) -> None:
+    def save_conversation(self, conversation: Conversation, *, threads_changed: bool = True) -> None:
         _aware(conversation.updated_at, "Conversation.updated_at")
         old = self._d.conversations.get(conversation.id)
         old_refs = {(r.channel, r.account, r.key) for r in old.conversation.threads} if old else set()

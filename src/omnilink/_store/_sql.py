@@ -133,6 +133,8 @@ class SQLTransaction:
     def __init__(self, cur: Cursor, dialect: Dialect) -> None:
         self._cur = cur
         self._d = dialect
+        # Without per-key locks (SQLite) the transaction holds the only write lock.
+        self.exclusive = dialect.lock_key_sql is None
 
     # ------------------------------------------------------------------ helpers
 
@@ -277,7 +279,7 @@ class SQLTransaction:
         row = self._one("SELECT data FROM conversations WHERE id = ?", (conversation_id,))
         return None if row is None else Conversation.model_validate_json(row[0])
 
-    def save_conversation(self, conversation: Conversation) -> None:
+    def save_conversation(self, conversation: Conversation, *, threads_changed: bool = True) -> None:
         c = conversation
         self._x(
             "INSERT INTO conversations (id, contact_id, status, updated_at, last_inbound_at,"
@@ -296,6 +298,8 @@ class SQLTransaction:
                 c.model_dump_json(),
             ),
         )
+        if not threads_changed:
+            return
         self._x("DELETE FROM conversation_threads WHERE conversation_id = ?", (c.id,))
         refs = sorted({(r.channel, r.account, r.key) for r in c.threads})
         if refs:
