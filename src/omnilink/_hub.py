@@ -222,7 +222,8 @@ class Hub:
     @property
     def store(self) -> Store:
         """The Hub's store; only while the Hub is open (every query goes through here)."""
-        if self._store is None or self._state not in ("opening", "open"):
+        # "closing" still answers: background tasks finish their step while being cancelled.
+        if self._store is None or self._state not in ("opening", "open", "closing"):
             raise LifecycleError(f"the Hub is {self._state}; use it inside 'async with hub:'")
         return self._store
 
