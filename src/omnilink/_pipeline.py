@@ -378,26 +378,18 @@ def _ingest_message(
         )
     threads_changed = new_conversation or ref not in conversation.threads
     conversation = add_thread(conversation, ref, decision.rule, decision.detail, now)
-    message = Message(
-        id=message_id,
+    message = _stored_message(
+        item,
+        channel,
+        message_id=message_id,
         conversation_id=conversation.id,
         contact_id=contact.id,
         direction=Direction.INBOUND,
-        channel=channel,
-        account=item.account,
-        thread_key=item.thread_key,
         author=Author(kind=AuthorKind.CONTACT, id=contact.id, name=item.sender_name),
-        parts=item.parts,
-        subject=item.subject,
-        provider_message_id=item.provider_message_id,
-        provider_ids=(item.provider_message_id,),
-        reply_to_id=_local_id(tx, channel, item.account, item.reply_to_provider_id),
         status=DeliveryStatus.RECEIVED,
-        status_updated_at=now,
-        threading=decision,
-        automatic=item.automatic,
-        sent_at=item.sent_at,
-        raw=item.raw,
+        decision=decision,
+        reply_to_id=_local_id(tx, channel, item.account, item.reply_to_provider_id),
+        now=now,
     )
     tx.insert_message(message)  # indexes its provider ids
     update: dict[str, object] = {"updated_at": now, "last_channel": channel, "last_thread": ref}
@@ -415,6 +407,44 @@ def _ingest_message(
     report.conversation_ids.append(conversation.id)
     report.events.append(
         MessageReceived(message=message, conversation=conversation, new_conversation=new_conversation)
+    )
+
+
+def _stored_message(
+    item: InboundMessage,
+    channel: str,
+    *,
+    message_id: str,
+    conversation_id: str,
+    contact_id: str,
+    direction: Direction,
+    author: Author,
+    status: DeliveryStatus,
+    decision: ThreadDecision,
+    reply_to_id: str | None,
+    now: datetime,
+) -> Message:
+    """The Message an inbound item becomes (a customer's message, or the business's echo)."""
+    return Message(
+        id=message_id,
+        conversation_id=conversation_id,
+        contact_id=contact_id,
+        direction=direction,
+        channel=channel,
+        account=item.account,
+        thread_key=item.thread_key,
+        author=author,
+        parts=item.parts,
+        subject=item.subject,
+        provider_message_id=item.provider_message_id,
+        provider_ids=(item.provider_message_id,),
+        reply_to_id=reply_to_id,
+        status=status,
+        status_updated_at=now,
+        threading=decision,
+        automatic=item.automatic,
+        sent_at=item.sent_at,
+        raw=item.raw,
     )
 
 
@@ -490,25 +520,18 @@ def _ingest_echo(
         conversation = Conversation(contact_id=contact.id, created_at=now, updated_at=now)
         decision = ThreadDecision(rule="new_conversation", detail="business-initiated, from another tool")
     conversation = add_thread(conversation, ref, decision.rule, decision.detail, now)
-    message = Message(
-        id=message_id,
+    message = _stored_message(
+        item,
+        channel,
+        message_id=message_id,
         conversation_id=conversation.id,
         contact_id=contact.id,
         direction=Direction.OUTBOUND,
-        channel=channel,
-        account=item.account,
-        thread_key=item.thread_key,
         author=Author(kind=AuthorKind.BUSINESS, name=item.sender_name),
-        parts=item.parts,
-        subject=item.subject,
-        provider_message_id=item.provider_message_id,
-        provider_ids=(item.provider_message_id,),
         status=DeliveryStatus.SENT,
-        status_updated_at=now,
-        threading=decision,
-        automatic=item.automatic,
-        sent_at=item.sent_at,
-        raw=item.raw,
+        decision=decision,
+        reply_to_id=None,
+        now=now,
     )
     tx.insert_message(message)  # indexes its provider ids
     conversation = conversation.model_copy(
