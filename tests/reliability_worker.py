@@ -322,7 +322,7 @@ def pg_schemas() -> Iterator[Callable[[], str]]:
     except psycopg.Error as exc:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL not reachable at {admin} (CI is set, so this fails): {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {admin}: {exc}")
+        pytest.skip(reason=f"PostgreSQL not reachable at {admin}: {exc}")
     created: list[str] = []
 
     def fresh() -> str:

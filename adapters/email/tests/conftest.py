@@ -44,6 +44,6 @@ def dovecot() -> Iterator[Dovecot]:
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"Dovecot is required in CI: {reason}")
-        pytest.skip(reason)
+        pytest.skip(reason=reason)
     with Dovecot() as server:
         yield server

@@ -60,7 +60,7 @@ def ensure_chromium() -> str:
     reason = f"{CHROMIUM} is missing and could not be installed (apt-get install chromium as root)"
     if os.environ.get("CI"):
         pytest.fail(reason)
-    pytest.skip(reason)
+    pytest.skip(reason=reason)
 
 
 @pytest.fixture(scope="module")
