@@ -210,27 +210,9 @@ class _Batch:
             log.info("messenger: ignoring a deleted message %s on page %s", msg.mid, page_id)
             return
         reply_to = msg.reply_to.mid if msg.reply_to is not None else None
-        if msg.is_echo:
-            # Sent by the page: sender is the page, recipient the customer.
-            psid = ev.recipient.id
-            ours = msg.metadata is not None and (self.app_id is None or msg.app_id == self.app_id)
-            self.add(
-                ms,
-                InboundMessage(
-                    account=page_id,
-                    thread_key=psid,
-                    sender=psid,
-                    provider_message_id=msg.mid,
-                    parts=message_parts(msg),
-                    sent_at=at,
-                    reply_to_provider_id=reply_to,
-                    echo=True,
-                    echo_of=msg.metadata if ours else None,
-                    raw=raw,
-                ),
-            )
-            return
-        psid = ev.sender.id
+        # An echo was sent by the page: sender is the page, recipient the customer.
+        psid = ev.recipient.id if msg.is_echo else ev.sender.id
+        ours = msg.is_echo and msg.metadata is not None and (self.app_id is None or msg.app_id == self.app_id)
         self.add(
             ms,
             InboundMessage(
@@ -241,6 +223,8 @@ class _Batch:
                 parts=message_parts(msg),
                 sent_at=at,
                 reply_to_provider_id=reply_to,
+                echo=bool(msg.is_echo),
+                echo_of=msg.metadata if ours else None,
                 raw=raw,
             ),
         )
