@@ -150,26 +150,7 @@ class _Counter:
             self.count += sum(1 for i in items if i.kind == "message")
             return IngestReport()
 
-        async def get_state(key: str) -> str | None:
-            return self.state.get(key)
-
-        async def set_state(key: str, value: str) -> None:
-            self.state[key] = value
-
-        async def nothing(*_: Any) -> Any:
-            return []
-
-        return ChannelContext(
-            name="email",
-            http=None,  # type: ignore[arg-type]
-            submit=submit,
-            get_state=get_state,
-            set_state=set_state,
-            publish=nothing,
-            thread_messages=nothing,
-            now=lambda: datetime.now(UTC),
-            public_url=None,
-        )
+        return ChannelContext.standalone("email", submit=submit, state=self.state)
 
 
 async def _backfill(server: Any, n: int, batch: int) -> tuple[float, int]:

@@ -302,6 +302,67 @@ class ChannelContext:
         self.public_url = public_url
         """The Hub's public base URL, for webhook URLs and callback URLs, when configured."""
         self.log = logging.getLogger(f"omnilink.channel.{name}")
+        # Filled only by ``standalone`` contexts (for tests of a channel on its own).
+        self.state: dict[str, str] = {}
+        self.submitted: list[Inbound] = []
+        self.published: list[Event] = []
+
+    @classmethod
+    def standalone(
+        cls,
+        name: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        submit: Callable[[Sequence[Inbound]], Awaitable[IngestReport]] | None = None,
+        now: Callable[[], datetime] | None = None,
+        public_url: str | None = None,
+        state: dict[str, str] | None = None,
+    ) -> ChannelContext:
+        """A context outside any Hub, for testing a channel object on its own.
+
+        Durable state lives in the ``state`` dict (pass one to share it across restarts);
+        submitted items are appended to ``submitted`` (unless ``submit`` replaces that);
+        published events to ``published``.
+        ``http`` may be None for channels that make no HTTP requests.
+        """
+        from ._models import utcnow
+        from ._pipeline import IngestReport
+
+        state = {} if state is None else state
+        submitted: list[Inbound] = []
+        published: list[Event] = []
+
+        async def record(items: Sequence[Inbound]) -> IngestReport:
+            submitted.extend(items)
+            return IngestReport()
+
+        async def get_state(key: str) -> str | None:
+            return state.get(key)
+
+        async def set_state(key: str, value: str) -> None:
+            state[key] = value
+
+        async def publish(event: Event) -> None:
+            published.append(event)
+
+        async def no_messages(account: str, thread_key: str, limit: int) -> list[Message]:
+            return []
+
+        context = cls(
+            name=name,
+            http=http,  # type: ignore[arg-type]
+            submit=submit or record,
+            get_state=get_state,
+            set_state=set_state,
+            publish=publish,
+            thread_messages=no_messages,
+            now=now or utcnow,
+            public_url=public_url,
+        )
+        context.state = state
+        context.submitted = submitted
+        context.published = published
+        return context
 
     async def submit(self, items: Sequence[Inbound]) -> IngestReport:
         """Run items through the receive pipeline (pollers, sockets); returns after commit."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import anyio
@@ -340,20 +339,7 @@ async def test_html_reply_is_multipart_alternative(hub: Hub, smtp_sink: SmtpSink
 
 def test_smtp_channel_refuses_to_open_on_trio() -> None:
     async def main() -> None:
-        async def never(*_: object) -> Any:
-            raise AssertionError("not used")
-
-        context = ChannelContext(
-            name="email",
-            http=None,  # type: ignore[arg-type]
-            submit=never,
-            get_state=never,
-            set_state=never,
-            publish=never,
-            thread_messages=never,
-            now=datetime.now,
-            public_url=None,
-        )
+        context = ChannelContext.standalone("email")
         config = EmailConfig.model_validate(
             {**settings(None), "smtp": {"host": "127.0.0.1", "port": 25, "security": "none"}}
         )

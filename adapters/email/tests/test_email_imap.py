@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -44,26 +43,7 @@ class Inbox:
             self.items.extend(items)
             return IngestReport()
 
-        async def get_state(key: str) -> str | None:
-            return self.state.get(key)
-
-        async def set_state(key: str, value: str) -> None:
-            self.state[key] = value
-
-        async def nothing(*_: Any) -> Any:
-            return []
-
-        return ChannelContext(
-            name="email",
-            http=None,  # type: ignore[arg-type]
-            submit=submit,
-            get_state=get_state,
-            set_state=set_state,
-            publish=nothing,
-            thread_messages=nothing,
-            now=lambda: datetime.now(UTC),
-            public_url=None,
-        )
+        return ChannelContext.standalone("email", submit=submit, state=self.state)
 
     @property
     def message_ids(self) -> list[str]:

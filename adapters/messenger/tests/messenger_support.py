@@ -46,34 +46,10 @@ async def _refuse(items: Sequence[Inbound]) -> Any:
     raise AssertionError("the channel must not submit webhook items itself")
 
 
-async def _no_state(key: str) -> str | None:
-    return None
-
-
-async def _set_state(key: str, value: str) -> None:
-    return None
-
-
-async def _publish(event: Any) -> None:
-    return None
-
-
-async def _thread(account: str, key: str, limit: int) -> list[Any]:
-    return []
-
-
 def plain_context(http: httpx.AsyncClient, clock: Clock) -> ChannelContext:
     """A ChannelContext outside any Hub: the channel must not submit, store or publish."""
-    return ChannelContext(
-        name="messenger",
-        http=http,
-        submit=_refuse,
-        get_state=_no_state,
-        set_state=_set_state,
-        publish=_publish,
-        thread_messages=_thread,
-        now=clock,
-        public_url="https://hd.example",
+    return ChannelContext.standalone(
+        "messenger", http=http, submit=_refuse, now=clock, public_url="https://hd.example"
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,33 +48,10 @@ async def make_harness(fake: FakeX, clock: Clock, **overrides: Any) -> tuple[Har
     http = httpx.AsyncClient(transport=routing_transport(fake))
     harness = Harness(fake=fake, channel=None, clock=clock)  # type: ignore[arg-type]
 
-    async def submit(items: Sequence[Inbound]) -> Any:
-        harness.submitted.extend(items)
-        return None
-
-    async def get_state(key: str) -> str | None:
-        return harness.state.get(key) or None
-
-    async def set_state(key: str, value: str) -> None:
-        harness.state[key] = value
-
-    async def publish(event: Any) -> None:
-        return None
-
-    async def thread_messages(account: str, thread_key: str, limit: int) -> list[Any]:
-        return []
-
-    context = ChannelContext(
-        name="twitter",
-        http=http,
-        submit=submit,
-        get_state=get_state,
-        set_state=set_state,
-        publish=publish,
-        thread_messages=thread_messages,
-        now=clock,
-        public_url="https://helpdesk.example",
+    context = ChannelContext.standalone(
+        "twitter", http=http, now=clock, public_url="https://helpdesk.example", state=harness.state
     )
+    harness.submitted = context.submitted
     harness.channel = TwitterChannel(config_for(fake, **overrides), context)
     return harness, http
 
