@@ -214,6 +214,11 @@ class Prefill:
             " VALUES (?, ?, ?, ?)",
             threads,
         )
+        # The store numbers conversation saves from a counter row: continue after the pre-fill.
+        conn.execute(
+            "UPDATE counters SET value = max(value, ?) WHERE name = 'conversation_save_seq'",
+            (self.customers,),
+        )
         conn.executemany(
             "INSERT INTO messages (conversation_id, direction, channel, account, thread_key, sent_at,"
             " data, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

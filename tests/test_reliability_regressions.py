@@ -98,6 +98,16 @@ async def test_lone_surrogate_gets_the_same_4xx_on_every_store(hub: Hub) -> None
     assert await hub.store.run(lambda tx: tx.count_messages()) == 0
 
 
+# Content is checked where it is written (every store refuses a model without JSON); key fields
+# are checked before the transaction, since they are bound as SQL parameters before any JSON.
+@pytest.mark.anyio
+@pytest.mark.parametrize("field", ["id", "to", "name"])
+async def test_lone_surrogate_in_keys_or_names_gets_400_and_stores_nothing(hub: Hub, field: str) -> None:
+    response = await hub.handle_webhook("loopback", signed(event(**{field: "a\ud800b"})))
+    assert response.status == 400
+    assert await hub.store.run(lambda tx: tx.count_messages()) == 0
+
+
 # Bug 5: NUL in a provider id / account is stored by memory and SQLite, but PostgreSQL refuses it
 # (StoreError) so the Hub answers 503 forever: a poison webhook the provider retries for days.
 @pytest.mark.anyio

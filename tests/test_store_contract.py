@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnilink import LifecycleError, NotFoundError, StoreError
+from omnilink import LifecycleError, ModelError, NotFoundError, StoreError
 from omnilink._models import (
     Author,
     AuthorKind,
@@ -295,6 +295,34 @@ async def test_failed_transaction_leaves_nothing_behind(store: Store) -> None:
         assert tx.links_of(owner.id) == []
 
     await store.run(check)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("what", ["contact", "conversation", "message", "status", "outbox"])
+async def test_every_store_refuses_a_model_without_json_and_rolls_back(store: Store, what: str) -> None:
+    _, conv = await seeded(store)
+    bad = "lone \ud800 surrogate"
+    msg = message(conv)
+
+    def fn(tx: Transaction) -> None:
+        tx.insert_message(msg)
+        if what == "contact":
+            tx.insert_contact(contact(display_name=bad))
+        elif what == "conversation":
+            tx.save_conversation(conv.model_copy(update={"subject": bad}))
+        elif what == "message":
+            tx.insert_message(message(conv, text=bad))
+        elif what == "status":
+            tx.record_status(
+                StatusRecord(message_id=msg.id, status=DeliveryStatus.FAILED, at=T0, applied=True, error=bad)
+            )
+        else:
+            tx.insert_outbox(outbox_row(msg.id).model_copy(update={"channel": bad}))
+
+    with pytest.raises(ModelError, match="cannot be stored"):
+        await store.run(fn)
+    assert await store.run(lambda tx: tx.count_messages()) == 0
+    assert await store.run(lambda tx: tx.get_conversation(conv.id)) == conv
 
 
 @pytest.mark.anyio
@@ -1093,6 +1121,48 @@ def test_pending_migrations_apply_in_order_once(tmp_path: Path) -> None:
             migrate(conn.cursor(), SQLITE)
     finally:
         conn.close()
+
+
+@pytest.mark.anyio
+async def test_sqlite_upgrade_to_v3_continues_the_save_order_of_existing_conversations(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from omnilink._store._migrations import MIGRATIONS, migrate
+    from omnilink._store._sql import SQLITE
+
+    path = tmp_path / "v2.sqlite3"
+    c = contact()
+    ref = ThreadRef(channel="chat", account="site", key="session")
+    old = [conversation(c.id, threads=(ref,)) for _ in range(2)]
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        assert migrate(conn.cursor(), SQLITE, MIGRATIONS[:2]) == 2
+        for seq, conv in zip((7, 41), old, strict=True):  # rows saved by version-2 code
+            conn.execute(
+                "INSERT INTO conversations (id, contact_id, status, updated_at, save_seq, data)"
+                " VALUES (?, ?, 'open', ?, ?, ?)",
+                (conv.id, c.id, at(0).isoformat(timespec="microseconds"), seq, conv.model_dump_json()),
+            )
+            conn.execute(
+                "INSERT INTO conversation_threads VALUES (?, ?, ?, ?)",
+                (ref.channel, ref.account, ref.key, conv.id),
+            )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    async with SQLiteStore(path) as store:
+        assert store.schema_version == LATEST_VERSION
+        assert await store.run(lambda tx: tx.conversation_for_thread(ref)) == old[1]
+        # The counter starts after the largest save_seq already stored: a save now is the newest.
+        await store.run(lambda tx: tx.save_conversation(old[0]))
+        assert await store.run(lambda tx: tx.conversation_for_thread(ref)) == old[0]
+        newer = conversation(c.id, threads=(ref,))
+        await store.run(lambda tx: tx.save_conversation(newer))
+        listed = await store.run(lambda tx: tx.list_conversations())
+        assert [x.id for x in listed] == [newer.id, old[0].id, old[1].id]
 
 
 def test_postgres_store_without_psycopg_raises_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:

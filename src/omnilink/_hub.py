@@ -20,7 +20,6 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError
 
 from . import _http
 from ._capabilities import Capabilities, plan
@@ -95,7 +94,7 @@ from ._pipeline import (
     take_pending_status,
 )
 from ._plugins import BrokenPlugin, PluginHost
-from ._store._base import OutboxRow, OutboxState, Store, Transaction
+from ._store._base import OutboxRow, OutboxState, Store, Transaction, stored_json
 
 log = logging.getLogger("omnilink.hub")
 
@@ -140,20 +139,28 @@ class ResponseStats:
 
 
 def _check_storable(item: Inbound) -> None:
-    """Refuse what no store can keep: text that is not valid Unicode, NUL in key fields."""
-    try:
-        item.model_dump_json()
-    except (ValueError, PydanticSerializationError) as exc:
-        raise PayloadError(f"the {item.kind} cannot be stored: {exc}") from exc
+    """Refuse key fields no store can keep: NUL characters, text that is not valid Unicode.
+
+    Content (text, names, raw payloads) is checked where it is written: every store refuses
+    a model without JSON (``stored_json``) inside the transaction, which then rolls back.
+    """
+    if not isinstance(item, InboundMessage):
+        stored_json(item)
     keys = [getattr(item, "account", None) or ""]
     if isinstance(item, InboundMessage):
         keys += [item.thread_key, item.sender, item.provider_message_id]
+        keys += [h.address for h in item.verified_handles]
     elif isinstance(item, InboundDelivery | InboundReaction):
         keys += [item.provider_message_id or "", item.thread_key or ""]
     elif isinstance(item, InboundOptChange | InboundTyping):
         keys += [getattr(item, "address", ""), getattr(item, "thread_key", "")]
-    if any("\x00" in key for key in keys):
-        raise PayloadError(f"a key field of the {item.kind} contains a NUL character")
+    for key in keys:
+        if "\x00" in key:
+            raise PayloadError(f"a key field of the {item.kind} contains a NUL character")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PayloadError(f"a key field of the {item.kind} is not valid Unicode: {exc}") from exc
 
 
 def _as_parts(content: Content) -> tuple[Part, ...]:

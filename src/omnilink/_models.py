@@ -8,7 +8,8 @@ version of this model that stored rows and exported JSON schemas carry.
 from __future__ import annotations
 
 import enum
-import uuid
+import os
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -19,8 +20,14 @@ SCHEMA_VERSION = 1
 
 
 def new_id(prefix: str) -> str:
-    """Return a new unique id such as ``msg_0f3c…`` (prefix, underscore, 32 hex digits)."""
-    return f"{prefix}_{uuid.uuid4().hex}"
+    """Return a new unique id such as ``msg_019ab3…`` (prefix, underscore, 32 hex digits).
+
+    The first 12 digits are the creation time in milliseconds since the epoch, the other 20
+    are random (80 bits, from ``os.urandom``), like a UUIDv7: ids made later sort later, so a
+    store's unique index on ids grows at its end instead of at a random page per insert, which
+    keeps the cost of an insert flat as the tables grow.
+    """
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 def utcnow() -> datetime:

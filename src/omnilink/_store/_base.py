@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticSerializationError
 
+from .._errors import ModelError
 from .._models import (
     Contact,
     ContactLink,
@@ -31,6 +33,18 @@ from .._models import (
 )
 
 T = TypeVar("T")
+
+
+def stored_json(model: BaseModel) -> str:
+    """The JSON a store keeps for ``model``; ``ModelError`` when it has none (a lone surrogate).
+
+    Every store checks this on every write, the memory store too, so what one store refuses
+    every store refuses, inside the transaction (which then rolls back).
+    """
+    try:
+        return model.model_dump_json()
+    except PydanticSerializationError as exc:
+        raise ModelError(f"the {type(model).__name__} cannot be stored: {exc}") from exc
 
 
 class OutboxState(enum.StrEnum):

@@ -28,7 +28,7 @@ from .._models import (
     Message,
     ThreadRef,
 )
-from ._base import OutboxRow, OutboxState, StatusRecord, Store, Transaction
+from ._base import OutboxRow, OutboxState, StatusRecord, Store, Transaction, stored_json
 from ._migrations import LATEST_VERSION
 
 T = TypeVar("T")
@@ -131,12 +131,14 @@ class _MemoryTransaction:
         return None if owner is None else self._d.contacts.get(owner)
 
     def insert_contact(self, contact: Contact) -> None:
+        stored_json(contact)
         if contact.id in self._d.contacts:
             raise StoreError(f"contact {contact.id!r} already exists")
         self._put(self._d.contacts, contact.id, contact)
         self._index_handles(contact.id, (), contact.handles)
 
     def update_contact(self, contact: Contact) -> None:
+        stored_json(contact)
         old = self._d.contacts.get(contact.id)
         if old is None:
             raise NotFoundError(f"no contact {contact.id!r}")
@@ -175,6 +177,7 @@ class _MemoryTransaction:
         return contact_id
 
     def insert_link(self, link: ContactLink) -> None:
+        stored_json(link)
         if link.id in self._d.links:
             raise StoreError(f"link {link.id!r} already exists")
         self._put(self._d.links, link.id, (self._next_seq(), link))
@@ -184,6 +187,7 @@ class _MemoryTransaction:
             )
 
     def update_link(self, link: ContactLink) -> None:
+        stored_json(link)
         entry = self._d.links.get(link.id)
         if entry is None:
             raise NotFoundError(f"no link {link.id!r}")
@@ -208,6 +212,7 @@ class _MemoryTransaction:
         return None if entry is None else entry.conversation
 
     def save_conversation(self, conversation: Conversation, *, threads_changed: bool = True) -> None:
+        stored_json(conversation)
         _aware(conversation.updated_at, "Conversation.updated_at")
         old = self._d.conversations.get(conversation.id)
         old_refs = {(r.channel, r.account, r.key) for r in old.conversation.threads} if old else set()
@@ -264,6 +269,7 @@ class _MemoryTransaction:
         return True
 
     def insert_message(self, message: Message) -> None:
+        stored_json(message)
         _aware(message.sent_at, "Message.sent_at")
         if message.id in self._d.messages:
             raise StoreError(f"message {message.id!r} already exists")
@@ -271,6 +277,7 @@ class _MemoryTransaction:
         self._index_message(None, message)
 
     def update_message(self, message: Message) -> None:
+        stored_json(message)
         _aware(message.sent_at, "Message.sent_at")
         entry = self._d.messages.get(message.id)
         if entry is None:
@@ -354,6 +361,7 @@ class _MemoryTransaction:
         return True
 
     def record_status(self, record: StatusRecord) -> None:
+        stored_json(record)
         _aware(record.at, "StatusRecord.at")
         self._put(self._d.statuses, record.message_id, (*self._d.statuses.get(record.message_id, ()), record))
 
@@ -363,12 +371,14 @@ class _MemoryTransaction:
     # ------------------------------------------------------------------ outbox
 
     def insert_outbox(self, row: OutboxRow) -> None:
+        stored_json(row)
         _aware(row.due_at, "OutboxRow.due_at")
         if row.id in self._d.outbox:
             raise StoreError(f"outbox row {row.id!r} already exists")
         self._put(self._d.outbox, row.id, (self._next_seq(), row))
 
     def update_outbox(self, row: OutboxRow) -> None:
+        stored_json(row)
         _aware(row.due_at, "OutboxRow.due_at")
         entry = self._d.outbox.get(row.id)
         if entry is None:

@@ -110,6 +110,29 @@ MIGRATIONS: tuple[Migration, ...] = (
         "index conversations by save order (SQLite finds the next save_seq without a scan)",
         _render(("CREATE INDEX conversations_save_seq ON conversations (save_seq)",), {}),
     ),
+    Migration(
+        3,
+        "conversations indexed by contact alone; SQLite counts saves in a counter row (fewer index"
+        " writes per save)",
+        _render(
+            (
+                # (contact_id, updated_at) moved an index entry on every save; a contact has
+                # few conversations, so contact_id alone finds them as fast.
+                "DROP INDEX conversations_contact",
+                "CREATE INDEX conversations_contact_id ON conversations (contact_id)",
+                # Migration 2's index only served SQLite's max(save_seq) + 1; a counter row
+                # replaces it (PostgreSQL has its sequence and never needed the index).
+                "DROP INDEX conversations_save_seq",
+            ),
+            {
+                "sqlite": (
+                    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+                    "INSERT INTO counters (name, value)"
+                    " SELECT 'conversation_save_seq', coalesce(max(save_seq), 0) FROM conversations",
+                ),
+            },
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
