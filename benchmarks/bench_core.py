@@ -12,8 +12,8 @@
    (valid rows: the JSON of real models with ids substituted), because going through the
    pipeline would take longer than the whole benchmark; the timed windows always go through
    ``hub.handle_webhook``. Conversations grow with messages (one per 10 messages), like a
-   helpdesk's. At the largest size the window is measured again after adding an index on
-   ``conversations(save_seq)`` (the fix proposed for the SQLite save sequence).
+   helpdesk's. Every size is pre-filled first; the timed windows then alternate across sizes
+   and sides, so a busy machine slows every size alike.
 3. Dispatch: 10,000 queued replies sent by the Hub's dispatcher to the in-process
    ``FakeLoopback``; sends/s, and the overhead per send beyond the HTTP round trip, measured
    with the same httpx client and transport in the same run (sequential and 16 concurrent).
@@ -25,6 +25,7 @@ line with every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import hashlib
 import hmac
@@ -73,7 +74,7 @@ SECRET = "whsec"
 ACCOUNT = "biz"
 TS0 = datetime(2026, 1, 1, tzinfo=UTC)
 CHANNELS = {"loopback": {"token": "tok", "webhook_secret": SECRET}}
-ROUNDS = 3
+ROUNDS = 5
 """Timed windows per figure; the best one is kept (the machine may be busy with other work)."""
 
 
@@ -238,11 +239,12 @@ class Prefill:
 
 
 def bare_connect(path: Path) -> sqlite3.Connection:
-    """A connection with the store's pragmas (WAL, synchronous=FULL); creates the schema."""
+    """A connection with the store's pragmas (WAL, synchronous=FULL, cache size); creates the schema."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA cache_size = {-SQLiteStore().cache_mb * 1024}")  # the store's page cache
     exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages'").fetchone()
     if not exists:
         conn.execute("BEGIN IMMEDIATE")
@@ -391,85 +393,91 @@ def bare_window(conn: sqlite3.Connection, requests: Sequence[WebhookRequest]) ->
 # --------------------------------------------------------------------------- 1 + 2: inbound
 
 
+class Side:
+    """One pre-filled size: a Hub on its own SQLite file and a bare connection on an equal copy."""
+
+    hub: Hub
+    bare_conn: sqlite3.Connection
+
+    def __init__(self, directory: Path, size: int) -> None:
+        self.size = size
+        self.hub_db, self.bare_db = directory / f"hub-{size}.sqlite3", directory / f"bare-{size}.sqlite3"
+        self.store = SQLiteStore(self.hub_db)
+        self.prefill = Prefill()
+        self.hub_times: list[float] = []
+        self.bare_times: list[float] = []
+        self.next_event = 0
+
+    def requests(self, count: int) -> list[WebhookRequest]:
+        batch = [_readdress(r) for r in webhooks(self.next_event, count, self.prefill.customers)]
+        self.next_event += count
+        return batch
+
+
 async def inbound(directory: Path, sizes: list[int], window: int) -> dict[str, Any]:
-    hub_db, bare_db = directory / "hub.sqlite3", directory / "bare.sqlite3"
-    prefill_hub, prefill_bare = Prefill(), Prefill()
-    next_event = 0
-    growth: list[dict[str, Any]] = []
-    comparison: dict[str, Any] = {}
-    store = SQLiteStore(hub_db)
-    print(
-        f"  {'stored':>9}  {'convs':>7}  {'Hub µs/event':>12}  {'bare µs/event':>13}  {'ratio':>5}"
-        f"  {'Hub peak KB/webhook':>19}  {'RSS MB':>6}  {'pre-fill s':>10}"
-    )
-    async with loopback_hub(store) as hub:
-        # The store created its schema; the pre-fill writes into it on a second connection.
-        hub_conn, bare_conn = bare_connect(hub_db), bare_connect(bare_db)
-        for size in sizes:
+    """Every size pre-filled up front, then the timed windows interleaved across sizes and sides.
+
+    Interleaving puts every size under the same machine conditions (a busy neighbour slows
+    all of them alike), so the growth figure compares like with like.
+    """
+    sides = [Side(directory, size) for size in sizes]
+    async with contextlib.AsyncExitStack() as stack:
+        for side in sides:
             began = time.perf_counter()
-            prefill_hub.grow(hub_conn, size)
-            prefill_bare.grow(bare_conn, size)
-            prefill_seconds = time.perf_counter() - began
-            customers = prefill_hub.customers
-            # Smaller windows at 1M: without an index on save_seq each event scans every
-            # conversation, and the point is the cost per event, not the window's length.
-            span = window if size < 1_000_000 else max(window // 10, 5 * BATCH)
-            # Alternate Hub and baseline windows on identical stores; keep the best of each
-            # (the least disturbed by other processes on the machine).
-            ours, base = [], []
-            for _ in range(ROUNDS):
-                requests = [_readdress(r) for r in webhooks(next_event, span, customers)]
-                ours.append(await hub_window(hub, requests))
-                base.append(bare_window(bare_conn, requests))
-                next_event += span
-            hub_seconds, bare_seconds = min(ours), min(base)
-            if size == sizes[0]:
-                comparison = {
-                    "stored": size,
-                    "hub_events_per_s": span / hub_seconds,
-                    "bare_events_per_s": span / bare_seconds,
-                    "ratio": bare_seconds / hub_seconds,
-                }
-            sample = [_readdress(r) for r in webhooks(next_event, 3 * BATCH, customers)]
-            peak = await hub_peak_kb(hub, sample)
-            next_event += 3 * BATCH
+            hub = await stack.enter_async_context(loopback_hub(side.store))
+            # The store created its schema; the pre-fill writes into it on a second connection.
+            hub_conn, bare_conn = bare_connect(side.hub_db), bare_connect(side.bare_db)
+            stack.callback(hub_conn.close)
+            stack.callback(bare_conn.close)
+            side.prefill.grow(hub_conn, side.size)
+            Prefill().grow(bare_conn, side.size)
+            print(f"  pre-filled {side.size:,} messages in {time.perf_counter() - began:.0f} s", flush=True)
+            side.hub, side.bare_conn = hub, bare_conn
+            # A first window warms the caches (not kept).
+            warm = side.requests(window // 2)
+            await hub_window(hub, warm)
+            bare_window(bare_conn, warm)
+        for _ in range(ROUNDS):
+            for side in sides:
+                requests = side.requests(window)
+                side.hub_times.append(await hub_window(side.hub, requests))
+                side.bare_times.append(bare_window(side.bare_conn, requests))
+        print(
+            f"  {'stored':>9}  {'convs':>7}  {'Hub µs/event':>12}  {'bare µs/event':>13}  {'ratio':>5}"
+            f"  {'Hub peak KB/webhook':>19}  {'RSS MB':>6}"
+        )
+        growth: list[dict[str, Any]] = []
+        for side in sides:
+            hub_seconds, bare_seconds = min(side.hub_times), min(side.bare_times)
+            peak = await hub_peak_kb(side.hub, side.requests(3 * BATCH))
             point = {
-                "stored": size,
-                "conversations": customers,
-                "hub_us_per_event": hub_seconds / span * 1e6,
-                "bare_us_per_event": bare_seconds / span * 1e6,
-                "hub_events_per_s": span / hub_seconds,
+                "stored": side.size,
+                "conversations": side.prefill.customers,
+                "hub_us_per_event": hub_seconds / window * 1e6,
+                "bare_us_per_event": bare_seconds / window * 1e6,
+                "hub_events_per_s": window / hub_seconds,
+                "bare_events_per_s": window / bare_seconds,
+                "ratio": bare_seconds / hub_seconds,
+                "hub_windows_us_per_event": [t / window * 1e6 for t in side.hub_times],
+                "bare_windows_us_per_event": [t / window * 1e6 for t in side.bare_times],
                 "peak_kb_per_webhook": peak,
                 "rss_mb": current_rss_mb(),
-                "prefill_s": prefill_seconds,
             }
             growth.append(point)
             print(
-                f"  {size:>9,}  {customers:>7,}  {point['hub_us_per_event']:>12.1f}"
-                f"  {point['bare_us_per_event']:>13.1f}  {bare_seconds / hub_seconds:>5.2f}"
-                f"  {peak:>19.0f}  {point['rss_mb']:>6.0f}  {prefill_seconds:>10.0f}",
+                f"  {side.size:>9,}  {side.prefill.customers:>7,}  {point['hub_us_per_event']:>12.1f}"
+                f"  {point['bare_us_per_event']:>13.1f}  {point['ratio']:>5.2f}"
+                f"  {peak:>19.0f}  {point['rss_mb']:>6.0f}",
                 flush=True,
             )
-        # What the proposed fix (an index on conversations.save_seq) does at the largest size.
-        hub_conn.execute("CREATE INDEX IF NOT EXISTS bench_save_seq ON conversations (save_seq)")
-        runs = []
-        for _ in range(ROUNDS):
-            requests = [_readdress(r) for r in webhooks(next_event, window, prefill_hub.customers)]
-            runs.append(await hub_window(hub, requests))
-            next_event += window
-        seconds = min(runs)
-        with_index = {
-            "stored": sizes[-1],
-            "hub_us_per_event": seconds / window * 1e6,
-            "hub_events_per_s": window / seconds,
-        }
-        print(
-            f"  {sizes[-1]:>9,}  {prefill_hub.customers:>7,}  {with_index['hub_us_per_event']:>12.1f}"
-            "  (Hub, after adding an index on conversations(save_seq))"
-        )
-        hub_conn.close()
-        bare_conn.close()
-    return {"comparison": comparison, "growth": growth, "with_save_seq_index": with_index}
+    first = growth[0]
+    comparison = {
+        "stored": first["stored"],
+        "hub_events_per_s": first["hub_events_per_s"],
+        "bare_events_per_s": first["bare_events_per_s"],
+        "ratio": first["ratio"],
+    }
+    return {"comparison": comparison, "growth": growth}
 
 
 def _readdress(request: WebhookRequest) -> WebhookRequest:
@@ -572,7 +580,7 @@ async def main(quick: bool, directory: str | None) -> None:
     print(f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=FULL), {BATCH} events per webhook, one core\n")
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         print(
-            f"Inbound through hub.handle_webhook (best of {ROUNDS} windows of {window} events; 1M: smaller):"
+            f"Inbound through hub.handle_webhook (best of {ROUNDS} windows of {window} events per size):"
         )
         inbound_figures = await inbound(Path(tmp), sizes, window)
         cmp = inbound_figures["comparison"]
@@ -585,11 +593,10 @@ async def main(quick: bool, directory: str | None) -> None:
         first, last = growth[0], growth[-1]
         cost_growth = last["hub_us_per_event"] / first["hub_us_per_event"]
         bare_growth = last["bare_us_per_event"] / first["bare_us_per_event"]
-        fixed_growth = inbound_figures["with_save_seq_index"]["hub_us_per_event"] / first["hub_us_per_event"]
         memory_growth = last["peak_kb_per_webhook"] / first["peak_kb_per_webhook"]
         print(
-            f"  {first['stored']:,} -> {last['stored']:,} stored: Hub cost per event x{cost_growth:.2f}"
-            f" (x{fixed_growth:.2f} with the save_seq index), bare x{bare_growth:.2f},"
+            f"  {first['stored']:,} -> {last['stored']:,} stored: Hub cost per event x{cost_growth:.2f},"
+            f" bare x{bare_growth:.2f},"
             f" Hub peak memory per webhook x{memory_growth:.2f} (target: within 1.20)\n"
         )
         print(f"Dispatch of {sends:,} replies to the in-process FakeLoopback:")
@@ -617,7 +624,6 @@ async def main(quick: bool, directory: str | None) -> None:
         "quick": quick,
         "inbound": inbound_figures,
         "cost_growth": cost_growth,
-        "cost_growth_with_save_seq_index": fixed_growth,
         "bare_cost_growth": bare_growth,
         "memory_growth": memory_growth,
         "bare_round_trip": bare,

@@ -265,15 +265,16 @@ def choose_conversation(
     contact_id: str,
     settings: ThreadingSettings,
     now: datetime,
+    ref: ThreadRef,
 ) -> tuple[Conversation | None, ThreadDecision]:
     """Find the conversation an inbound message belongs to, and the rule that decided.
 
     Rules, first match wins: a conversation token only we issue; a reference to a stored
     message; the thread key (channels that thread by key); the same base subject from the
     same contact within the subject window (weak); the contact's open conversation on another
-    thread within the continuity window; otherwise a new conversation.
+    thread within the continuity window; otherwise a new conversation. ``ref`` is the item's
+    thread.
     """
-    ref = ThreadRef(channel=channel, account=item.account, key=item.thread_key)
     if item.conversation_hint:
         hinted = tx.get_conversation(item.conversation_hint)
         if hinted is not None:
@@ -363,11 +364,13 @@ def _ingest_message(
     contact = resolve_contact(tx, Handle(channel=channel, address=item.sender), item.sender_name)
     _apply_verified_handles(tx, channel, contact, item, now)
     tx.lock_key(f"contact:{contact.id}")
-    conversation, decision = choose_conversation(tx, channel, capabilities, item, contact.id, settings, now)
+    ref = ThreadRef(channel=channel, account=item.account, key=item.thread_key)
+    conversation, decision = choose_conversation(
+        tx, channel, capabilities, item, contact.id, settings, now, ref
+    )
     if conversation is not None and not tx.exclusive:
         conversation = locked_conversation(tx, conversation.id) or conversation
     new_conversation = conversation is None
-    ref = ThreadRef(channel=channel, account=item.account, key=item.thread_key)
     if conversation is None:
         conversation = Conversation(
             contact_id=contact.id,
@@ -377,7 +380,8 @@ def _ingest_message(
             updated_at=now,
         )
     threads_changed = new_conversation or ref not in conversation.threads
-    conversation = add_thread(conversation, ref, decision.rule, decision.detail, now)
+    if threads_changed:
+        conversation = add_thread(conversation, ref, decision.rule, decision.detail, now)
     message = _stored_message(
         item,
         channel,

@@ -9,6 +9,7 @@ conversation gets its save sequence number. Both databases accept the same
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,8 +46,12 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
+@functools.lru_cache(maxsize=1024)
 def _sqlite_ts(value: datetime) -> str:
-    # Fixed width, always UTC: comparing or sorting the text compares the instants.
+    # Fixed width, always UTC: comparing or sorting the text compares the instants. Cached:
+    # one ingest writes the same instants several times (a message's sent_at is its
+    # conversation's last_inbound_at; every save of a batch has the same updated_at), and
+    # equal instants in any zone hash and compare equal, so they share one text.
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
