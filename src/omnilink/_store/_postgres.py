@@ -134,7 +134,13 @@ class PostgresStore(Store):
         return await anyio.to_thread.run_sync(self._run_sync, pool, fn, limiter=self._limiter)
 
     def _run_sync(self, pool: ConnectionPool[psycopg.Connection[Any]], fn: Callable[[Transaction], T]) -> T:
-        return self._transaction(pool, lambda cur: fn(SQLTransaction(cur, POSTGRES)))
+        def body(cur: Any) -> T:
+            tx = SQLTransaction(cur, POSTGRES)
+            result = fn(tx)
+            tx.finish()
+            return result
+
+        return self._transaction(pool, body)
 
     def _transaction(self, pool: ConnectionPool[psycopg.Connection[Any]], body: Callable[[Cursor], T]) -> T:
         import psycopg

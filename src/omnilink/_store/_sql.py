@@ -81,8 +81,10 @@ class Dialect:
     """Appended to the outbox claim: take rows nobody else holds."""
     next_save_seq: str
     """SQL expression for the next conversation save sequence number (``?``: a parameter)."""
-    save_seq_counter: str | None
-    """A statement returning the next save sequence number, run first when ``next_save_seq`` is ``?``."""
+    save_seq_counter: bool
+    """Save numbers come from the ``counters`` row: read at a transaction's first save, counted
+    in memory, written back by ``SQLTransaction.finish`` (the transaction holds the only write
+    lock, so nobody else moves the counter in between)."""
     lock_key_sql: str | None
     migration_lock_sql: str | None
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -112,8 +114,7 @@ SQLITE = Dialect(
     # One counter row (migration 3): the writer holds the database's only write lock, and the
     # row is one page that every save touches, instead of an index entry moved per save.
     next_save_seq="?",
-    save_seq_counter="UPDATE counters SET value = value + 1 WHERE name = 'conversation_save_seq'"
-    " RETURNING value",
+    save_seq_counter=True,
     lock_key_sql=None,
     migration_lock_sql=None,
 )
@@ -126,7 +127,7 @@ POSTGRES = Dialect(
     row_lock=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
     next_save_seq="nextval('conversation_save_seq')",
-    save_seq_counter=None,
+    save_seq_counter=False,
     # Advisory locks are database-wide: scope the key by schema so Hubs on different schemas
     # of one database never block each other.
     lock_key_sql="SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || %s, 0))",
@@ -147,6 +148,23 @@ class SQLTransaction:
         self._d = dialect
         # Without per-key locks (SQLite) the transaction holds the only write lock.
         self.exclusive = dialect.lock_key_sql is None
+        self._save_seq: int | None = None
+        self._save_seq_stored: int | None = None
+
+    def finish(self) -> None:
+        """Write back what the transaction counted; the store calls this just before COMMIT."""
+        if self._save_seq is not None and self._save_seq != self._save_seq_stored:
+            self._x("UPDATE counters SET value = ? WHERE name = 'conversation_save_seq'", (self._save_seq,))
+            self._save_seq_stored = self._save_seq
+
+    def _next_save_seq(self) -> int:
+        if self._save_seq is None:
+            row = self._one("SELECT value FROM counters WHERE name = 'conversation_save_seq'")
+            if row is None:
+                raise StoreError("the conversation save counter is missing (schema not migrated?)")
+            self._save_seq = self._save_seq_stored = int(row[0])
+        self._save_seq += 1
+        return self._save_seq
 
     # ------------------------------------------------------------------ helpers
 
@@ -293,12 +311,7 @@ class SQLTransaction:
 
     def save_conversation(self, conversation: Conversation, *, threads_changed: bool = True) -> None:
         c = conversation
-        seq: tuple[Any, ...] = ()
-        if self._d.save_seq_counter is not None:
-            row = self._one(self._d.save_seq_counter)
-            if row is None:
-                raise StoreError("the conversation save counter is missing (schema not migrated?)")
-            seq = (row[0],)
+        seq: tuple[Any, ...] = (self._next_save_seq(),) if self._d.save_seq_counter else ()
         # A conversation's contact never changes: leaving contact_id out of the update spares
         # the index on it a write per save.
         self._x(

@@ -134,7 +134,13 @@ class SQLiteStore(Store):
         return await anyio.to_thread.run_sync(self._run_sync, conn, fn, limiter=self._limiter)
 
     def _run_sync(self, conn: sqlite3.Connection, fn: Callable[[Transaction], T]) -> T:
-        return self._transaction(conn, lambda cur: fn(SQLTransaction(cur, SQLITE)))
+        def body(cur: sqlite3.Cursor) -> T:
+            tx = SQLTransaction(cur, SQLITE)
+            result = fn(tx)
+            tx.finish()
+            return result
+
+        return self._transaction(conn, body)
 
     def _transaction(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Cursor], T]) -> T:
         with self._lock:
