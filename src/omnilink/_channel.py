@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from anyio.abc import TaskStatus
@@ -418,6 +418,11 @@ class Channel(abc.ABC):
     """Base of every channel object. Constructors do no I/O; ``open``/``aclose`` do."""
 
     capabilities: Capabilities
+    thread_history: ClassVar[int] = 100
+    """How many recent messages of a thread the Hub reads before each send, to fill
+    ``OutboundMessage.reply_to_provider_id`` and ``references`` (email's In-Reply-To and
+    References, a public reply's parent). A channel that uses neither sets 0 and saves the
+    read: the cost of a send then stays flat however long the thread grows."""
 
     def __init__(self, config: BaseModel, context: ChannelContext) -> None:
         self.config = config

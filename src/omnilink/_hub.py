@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -56,6 +56,7 @@ from ._errors import (
     SendError,
     WebhookError,
 )
+from ._group import GroupCommit
 from ._models import (
     AdapterHealth,
     Author,
@@ -95,6 +96,8 @@ from ._pipeline import (
 )
 from ._plugins import BrokenPlugin, PluginHost
 from ._store._base import OutboxRow, OutboxState, Store, Transaction, stored_json
+
+T = TypeVar("T")
 
 log = logging.getLogger("omnilink.hub")
 
@@ -216,6 +219,7 @@ class Hub:
         self.specs: dict[str, ChannelSpec] = {}
         self._channels: dict[str, Channel] = {}
         self._store: Store | None = None
+        self._records: GroupCommit | None = None
         self._owns_store = False
         self._http: _http.AsyncClient | None = None
         self._tg: TaskGroup | None = None
@@ -279,6 +283,7 @@ class Hub:
             await store.open()
             self._owns_store = True
         self._store = store
+        self._records = GroupCommit(store)
         self._http = _http.create_client(self._transport, self.settings.http_timeout)
         for name, raw in self._channel_configs.items():
             spec = self.specs.get(name)
@@ -945,6 +950,13 @@ class Hub:
             attempt=row.attempts + 1,
         )
 
+    async def _record(self, fn: Callable[[Transaction], T]) -> T:
+        """Run a dispatcher step (a load, a record), grouped with concurrent ones on single-writer stores."""
+        # Through self.store: LifecycleError unless the Hub is open (or closing: a last record).
+        if self._records is None or self._store is not self.store:
+            raise LifecycleError("the Hub has no store")
+        return await self._records.run(fn)
+
     def _recipient_for(self, message: Message) -> str:
         return message.send_options.get("recipient", message.thread_key)
 
@@ -970,10 +982,11 @@ class Hub:
             msg = tx.get_message(row.message_id)
             if msg is None:
                 return None, [], None
-            hist = tx.thread_messages(msg.channel, msg.account, msg.thread_key, 100)
+            limit = channel.thread_history
+            hist = tx.thread_messages(msg.channel, msg.account, msg.thread_key, limit) if limit > 0 else []
             return msg, hist, tx.get_contact(msg.contact_id)
 
-        message, history, contact = await self.store.run(load)
+        message, history, contact = await self._record(load)
         if message is None:
             await self._finish(row, OutboxState.FAILED, None, "message missing")
             return
@@ -1077,7 +1090,7 @@ class Hub:
                 "lease_until": utcnow() + timedelta(seconds=self._backoff(attempts)),
             }
         )
-        await self.store.run(lambda tx: tx.update_outbox(retry))
+        await self._record(lambda tx: tx.update_outbox(retry))
 
     def _backoff(self, attempts: int) -> float:
         delay: float = self.settings.backoff_base * 2.0 ** max(attempts - 1, 0)
@@ -1100,7 +1113,7 @@ class Hub:
                 "lease_until": None,
             }
         )
-        await self.store.run(lambda tx: tx.update_outbox(updated))
+        await self._record(lambda tx: tx.update_outbox(updated))
 
     async def _finish(
         self, row: OutboxRow, state: OutboxState, provider_id: str | None, error: str | None
@@ -1114,7 +1127,7 @@ class Hub:
                 "attempts": row.attempts + 1,
             }
         )
-        await self.store.run(lambda tx: tx.update_outbox(updated))
+        await self._record(lambda tx: tx.update_outbox(updated))
 
     async def _succeed(self, row: OutboxRow, message: Message, result: SendResult) -> None:
         now = self.now()
@@ -1159,7 +1172,7 @@ class Hub:
                     events.extend(more)
             return events
 
-        await self._publish_all(await self.store.run(record))
+        await self._publish_all(await self._record(record))
 
     async def _fail(self, row: OutboxRow, error: str) -> None:
         now = self.now()
@@ -1180,7 +1193,7 @@ class Hub:
             _, events = apply_status(tx, current, DeliveryStatus.FAILED, now, error)
             return events
 
-        await self._publish_all(await self.store.run(record))
+        await self._publish_all(await self._record(record))
 
     async def _unknown(self, row: OutboxRow, message: Message, error: str) -> None:
         now = self.now()
@@ -1195,7 +1208,7 @@ class Hub:
             _, events = apply_status(tx, current, DeliveryStatus.UNKNOWN, now, error)
             return events
 
-        await self._publish_all(await self.store.run(record))
+        await self._publish_all(await self._record(record))
 
     # ------------------------------------------------------------------ metrics
 

@@ -218,6 +218,10 @@ class Store(abc.ABC):
 
     schema_version: int
     """The version of the schema this store has migrated to."""
+    single_writer: bool = False
+    """True when the store runs one transaction at a time (memory, SQLite). The Hub then
+    records the results of concurrent sends in shared transactions (group commit): one
+    durable commit for many sends instead of one each."""
 
     @abc.abstractmethod
     async def open(self) -> None:

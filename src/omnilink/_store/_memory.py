@@ -472,6 +472,8 @@ class MemoryStore(Store):
     one Hub and start another on the same store to play a restart.
     """
 
+    single_writer = True
+
     def __init__(self) -> None:
         self.schema_version = LATEST_VERSION
         self._data = _Data()

@@ -43,6 +43,8 @@ class SQLiteStore(Store):
     ``path`` may be ``":memory:"`` for a private in-memory database (no WAL then).
     """
 
+    single_writer = True
+
     def __init__(
         self,
         path: str | Path = "omnilink.sqlite3",

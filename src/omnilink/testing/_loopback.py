@@ -99,6 +99,8 @@ LOOPBACK_CAPABILITIES = Capabilities(
 class LoopbackChannel(Channel):
     """The reference channel: send over JSON, receive signed batched webhooks."""
 
+    thread_history = 0  # sends never refer to earlier messages
+
     def __init__(self, config: LoopbackConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
         self.cfg = config

@@ -181,6 +181,8 @@ followed by a reply on email that quotes ``e.transcript``."""
 class LivechatChannel(Channel):
     """The ``livechat`` channel. Mount ``asgi_app()`` (the Hub does, under /channels/livechat)."""
 
+    thread_history = 0  # sends never refer to earlier messages
+
     capabilities = CAPABILITIES
 
     def __init__(self, config: LivechatConfig, context: ChannelContext) -> None:

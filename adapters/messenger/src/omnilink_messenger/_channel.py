@@ -83,6 +83,8 @@ images 8 MB), 13 quick replies and 3 buttons with 20-character titles, a 24-hour
 class MessengerChannel(Channel):
     """Facebook Messenger through the Graph API, for one app and any number of pages."""
 
+    thread_history = 0  # sends never refer to earlier messages
+
     capabilities = CAPABILITIES
     config: MessengerConfig
 

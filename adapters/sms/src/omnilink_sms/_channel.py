@@ -117,6 +117,8 @@ def _now_utc(context: ChannelContext) -> datetime:
 class SmsChannel(Channel):
     """SMS and MMS through Twilio or Vonage, chosen per business sender."""
 
+    thread_history = 0  # sends never refer to earlier messages
+
     config: SmsConfig
 
     def __init__(self, config: SmsConfig, context: ChannelContext) -> None:
