@@ -182,6 +182,23 @@ class InboundOptChange(_Inbound):
     keyword: str | None = None
 
 
+class InboundDeletion(_Inbound):
+    """The author deleted a message on the provider (a deleted post, an unsent message).
+
+    The Hub removes the stored message's content (parts, raw payload, subject) and keeps a
+    tombstone (ids, direction, times, ``deleted_at``), which is what providers such as X
+    require of stored copies. A deletion that arrives before its message is kept, and the
+    message is then never stored.
+    """
+
+    kind: Literal["deletion"] = "deletion"
+    account: str
+    provider_message_id: str
+    thread_key: str | None = None
+    at: datetime
+    raw: dict[str, Any] | None = None
+
+
 class InboundHealth(_Inbound):
     kind: Literal["health"] = "health"
     account: str | None = None
@@ -190,7 +207,13 @@ class InboundHealth(_Inbound):
 
 
 Inbound = Annotated[
-    InboundMessage | InboundDelivery | InboundTyping | InboundReaction | InboundOptChange | InboundHealth,
+    InboundMessage
+    | InboundDelivery
+    | InboundTyping
+    | InboundReaction
+    | InboundOptChange
+    | InboundDeletion
+    | InboundHealth,
     Field(discriminator="kind"),
 ]
 """Anything a channel hands the Hub from a webhook, a poller or a socket."""

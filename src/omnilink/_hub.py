@@ -29,6 +29,7 @@ from ._channel import (
     ChannelContext,
     ChannelSpec,
     Inbound,
+    InboundDeletion,
     InboundDelivery,
     InboundMessage,
     InboundOptChange,
@@ -153,7 +154,7 @@ def _check_storable(item: Inbound) -> None:
     if isinstance(item, InboundMessage):
         keys += [item.thread_key, item.sender, item.provider_message_id]
         keys += [h.address for h in item.verified_handles]
-    elif isinstance(item, InboundDelivery | InboundReaction):
+    elif isinstance(item, InboundDelivery | InboundReaction | InboundDeletion):
         keys += [item.provider_message_id or "", item.thread_key or ""]
     elif isinstance(item, InboundOptChange | InboundTyping):
         keys += [getattr(item, "address", ""), getattr(item, "thread_key", "")]

@@ -455,6 +455,8 @@ class Message(Model):
     """When it was written: the provider's time for inbound, enqueue time for outbound."""
     raw: dict[str, Any] | None = None
     """The provider's payload for audit."""
+    deleted_at: datetime | None = None
+    """When its author deleted it on the provider; its content is gone from the store."""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -549,6 +551,17 @@ class HealthState(enum.StrEnum):
     DISCONNECTED = "disconnected"
 
 
+class MessageDeleted(Model):
+    """Its author deleted a stored message on the provider; its content was removed."""
+
+    kind: Literal["message_deleted"] = "message_deleted"
+    message_id: str
+    conversation_id: str
+    channel: str
+    provider_message_id: str
+    at: datetime
+
+
 class AdapterHealth(Model):
     """A channel's health changed; the helpdesk should show it to an administrator."""
 
@@ -568,6 +581,7 @@ Event = Annotated[
     | Typing
     | ReactionReceived
     | OptChanged
+    | MessageDeleted
     | AdapterHealth,
     Field(discriminator="kind"),
 ]

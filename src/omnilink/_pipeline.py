@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from ._capabilities import Capabilities
 from ._channel import (
     Inbound,
+    InboundDeletion,
     InboundDelivery,
     InboundHealth,
     InboundMessage,
@@ -36,6 +37,7 @@ from ._models import (
     Handle,
     LinkStrength,
     Message,
+    MessageDeleted,
     MessageReceived,
     OptChanged,
     ReactionReceived,
@@ -129,6 +131,8 @@ def ingest(
                     contact_id=owner.id if owner else None,
                 )
             )
+        elif isinstance(item, InboundDeletion):
+            _ingest_deletion(tx, channel, item, report)
         elif isinstance(item, InboundHealth):
             report.events.append(
                 AdapterHealth(
@@ -167,6 +171,9 @@ def _batch_lock_keys(channel: str, items: Sequence[Inbound]) -> set[str]:
             keys.add(_handle_lock_key(channel, customer))
             keys.update(_handle_lock_key(h.channel, h.address) for h in item.verified_handles)
         elif isinstance(item, InboundDelivery) and item.provider_message_id:
+            keys.add(provider_lock_key(channel, item.account, item.provider_message_id))
+        elif isinstance(item, InboundDeletion):
+            keys.add(_inbound_lock_key(channel, item.account, item.provider_message_id))
             keys.add(provider_lock_key(channel, item.account, item.provider_message_id))
     return keys
 
@@ -622,6 +629,39 @@ def _ingest_delivery(tx: Transaction, channel: str, item: InboundDelivery, repor
     if item.thread_key and item.watermark:
         for message in tx.outbound_up_to(channel, item.account, item.thread_key, item.watermark):
             _apply_status(tx, message, item.status, item.at, item.error, report, quiet=True)
+
+
+DELETED_CLAIM = "deleted"
+"""The message id a deletion claims an inbound key with when its message is not stored yet."""
+
+
+def _ingest_deletion(tx: Transaction, channel: str, item: InboundDeletion, report: IngestReport) -> None:
+    # Locks as in ingest (inbound key) and in the dispatcher's record (provider key).
+    tx.lock_key(_inbound_lock_key(channel, item.account, item.provider_message_id))
+    tx.lock_key(provider_lock_key(channel, item.account, item.provider_message_id))
+    message = tx.message_by_provider_id(channel, item.account, item.provider_message_id)
+    if message is None:
+        # The deletion outran its message (or the message was never stored): claim the dedupe
+        # key, so the message, when it arrives, counts as already handled and is never stored.
+        tx.claim_inbound(channel, item.account, item.provider_message_id, DELETED_CLAIM)
+        return
+    if not tx.exclusive:
+        message = locked_message(tx, message.id) or message
+    if message.deleted_at is not None:
+        return  # a redelivered deletion
+    tombstone = message.model_copy(
+        update={"parts": (), "raw": None, "subject": None, "reaction": None, "deleted_at": item.at}
+    )
+    tx.update_message(tombstone)
+    report.events.append(
+        MessageDeleted(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            channel=channel,
+            provider_message_id=item.provider_message_id,
+            at=item.at,
+        )
+    )
 
 
 def take_pending_status(

@@ -115,6 +115,38 @@ async def test_public_reply_chain_through_the_hub_is_valid_and_threaded() -> Non
 
 
 @pytest.mark.anyio
+async def test_a_deleted_post_loses_its_content_in_the_store() -> None:
+    fake = FakeX()
+    kept = fake.customer_post(CUSTOMER, "@acmehelp where is order 1234?")
+    regretted = fake.customer_post(CUSTOMER, "@acmehelp my address is 1 Main St", in_reply_to=kept.id)
+    async with open_hub(fake) as hub:
+        await hub.handle_webhook("twitter", fake.post_webhook(kept, regretted))
+        [conversation] = await hub.conversations()
+        async with hub.subscribe() as events:
+            response = await hub.handle_webhook("twitter", fake.delete_post(regretted))
+            assert response.status == 200
+            with anyio.fail_after(5):
+                event = await events.receive()
+        assert event.kind == "message_deleted"
+        messages = await hub.messages(conversation.id)
+        by_post = {m.provider_message_id: m for m in messages}
+        assert by_post[regretted.id].deleted_at is not None
+        assert "Main St" not in by_post[regretted.id].model_dump_json()
+        assert by_post[kept.id].text == "@acmehelp where is order 1234?"
+        # X may deliver the deletion before the post (no order is promised): never stored then.
+        late = fake.customer_post(CUSTOMER, "@acmehelp never mind")
+        await hub.handle_webhook("twitter", fake.delete_post(late))
+        await hub.handle_webhook("twitter", fake.post_webhook(late))
+        account = fake.settings.user_id
+        found = await hub.store.run(lambda tx: tx.message_by_provider_id("twitter", account, late.id))
+        assert found is None
+        # Without the deletion the same delivery would have stored it.
+        other = fake.customer_post(CUSTOMER, "@acmehelp still there?")
+        await hub.handle_webhook("twitter", fake.post_webhook(other))
+        assert await hub.store.run(lambda tx: tx.message_by_provider_id("twitter", account, other.id))
+
+
+@pytest.mark.anyio
 async def test_public_to_private_handoff_joins_the_same_conversation() -> None:
     fake = FakeX()
     root = fake.customer_post(CUSTOMER, "@acmehelp my account is locked")

@@ -13,6 +13,7 @@ from twitter_harness import Harness
 
 from omnilink import (
     DeliveryStatus,
+    InboundDeletion,
     InboundDelivery,
     InboundMessage,
     InboundTyping,
@@ -239,3 +240,13 @@ async def test_signed_but_malformed_events_are_payload_errors(
 ) -> None:
     with pytest.raises(PayloadError):
         await harness.channel.handle_webhook(harness.fake.signed_request(payload))
+
+
+async def test_tweet_delete_events_become_deletions(harness: Harness) -> None:
+    fake = harness.fake
+    post = fake.customer_post("2000000001", "@acmehelp oops")
+    result = await harness.channel.handle_webhook(fake.delete_post(post))
+    [item] = result.items
+    assert isinstance(item, InboundDeletion)
+    assert (item.account, item.provider_message_id) == (fake.settings.user_id, post.id)
+    assert item.at == fake.now().replace(microsecond=(fake.now().microsecond // 1000) * 1000)

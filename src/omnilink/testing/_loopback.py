@@ -28,6 +28,7 @@ from .._channel import (
     ChannelContext,
     ChannelSpec,
     Inbound,
+    InboundDeletion,
     InboundDelivery,
     InboundMessage,
     OutboundMessage,
@@ -173,6 +174,10 @@ class LoopbackChannel(Channel):
                 at=at,
                 error=event.get("error"),
                 raw=event,
+            )
+        if event["type"] == "delete":
+            return InboundDeletion(
+                account=str(event["account"]), provider_message_id=str(event["id"]), at=at, raw=event
             )
         raise ValueError(f"unknown event type {event.get('type')!r}")
 
@@ -380,6 +385,15 @@ class FakeLoopback(FakeProvider):
         if error:
             event["error"] = error
         return event
+
+    def delete_event(self, message_id: str) -> dict[str, Any]:
+        """The customer deleted message ``message_id`` (an id from ``message_event``)."""
+        return {
+            "type": "delete",
+            "id": message_id,
+            "account": self.account,
+            "ts": int(self.now().timestamp() * 1000),
+        }
 
 
 class LoopbackKit(AdapterKit):

@@ -24,6 +24,7 @@ from .._models import (
     LocationPart,
     MediaPart,
     Message,
+    MessageDeleted,
     OptChanged,
     Part,
     PostbackPart,
@@ -180,6 +181,14 @@ def events() -> st.SearchStrategy[Any]:
             AdapterHealth,
             channel=st.sampled_from(CHANNELS),
             state=st.sampled_from(list(HealthState)),
+            at=aware_datetimes(),
+        ),
+        st.builds(
+            MessageDeleted,
+            message_id=_ident,
+            conversation_id=_ident,
+            channel=st.sampled_from(CHANNELS),
+            provider_message_id=_ident,
             at=aware_datetimes(),
         ),
     )

@@ -26,6 +26,7 @@ from typing import Any
 from omnilink import (
     DeliveryStatus,
     Inbound,
+    InboundDeletion,
     InboundDelivery,
     InboundMessage,
     InboundTyping,
@@ -286,6 +287,15 @@ def parse_activity(payload: JSON, account: str, index: PostIndex) -> list[Inboun
                 watermark=snowflake_time(last),
                 at=_from_ms(read["created_timestamp"]),
                 raw=read,
+            )
+        )
+    for deleted in payload.get("tweet_delete_events", []):
+        # X's compliance notice: the post is gone; the Hub removes what it stored of it.
+        items.append(
+            InboundDeletion(
+                account=account,
+                provider_message_id=str(deleted["status"]["id"]),
+                at=_from_ms(deleted["timestamp_ms"]),
             )
         )
     return items

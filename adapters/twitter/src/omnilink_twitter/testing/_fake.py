@@ -302,9 +302,10 @@ class FakeX(FakeProvider):
         posts: Sequence[Post] = (),
         typing: Sequence[str] = (),
         reads: Sequence[tuple[str, str]] = (),
+        deleted: Sequence[Post] = (),
     ) -> dict[str, Any]:
-        """An Account Activity payload for us: DMs, posts, typing (by sender) and reads
-        ((reader, last_read_event_id)); deliver it with ``signed_request``."""
+        """An Account Activity payload for us: DMs, posts, typing (by sender), reads
+        ((reader, last_read_event_id)) and deleted posts; deliver it with ``signed_request``."""
         me = self.settings.user_id
         payload: dict[str, Any] = {"for_user_id": me}
         if dms:
@@ -328,6 +329,10 @@ class FakeX(FakeProvider):
                 }
                 for r, e in reads
             ]
+        if deleted:
+            payload["tweet_delete_events"] = [
+                {"status": {"id": p.id, "user_id": p.author_id}, "timestamp_ms": now_ms} for p in deleted
+            ]
         return payload
 
     def dm_webhook(self, *events: DmEvent) -> WebhookRequest:
@@ -335,6 +340,11 @@ class FakeX(FakeProvider):
 
     def post_webhook(self, *posts: Post) -> WebhookRequest:
         return self.signed_request(self.activity(posts=posts))
+
+    def delete_post(self, post: Post) -> WebhookRequest:
+        """Its author deletes ``post``: X removes it and tells us (``tweet_delete_events``)."""
+        self.posts.pop(post.id, None)
+        return self.signed_request(self.activity(deleted=[post]))
 
     @staticmethod
     def as_x_delivers(
