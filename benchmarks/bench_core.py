@@ -579,9 +579,7 @@ async def main(quick: bool, directory: str | None) -> None:
     print(f"omnilink core benchmark ({'quick' if quick else 'full'}), Python {sys.version.split()[0]},")
     print(f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=FULL), {BATCH} events per webhook, one core\n")
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        print(
-            f"Inbound through hub.handle_webhook (best of {ROUNDS} windows of {window} events per size):"
-        )
+        print(f"Inbound through hub.handle_webhook (best of {ROUNDS} windows of {window} events per size):")
         inbound_figures = await inbound(Path(tmp), sizes, window)
         cmp = inbound_figures["comparison"]
         print(

@@ -509,6 +509,8 @@ def test_blocking_facade_from_sync_code(
         hub.reply(conv.id, "from Flask")
         hub.drain()
         assert [m.text for m in hub.messages(conv.id)] == ["sync", "from Flask"]
+        assert hub.transcript(conv.id).splitlines()[1].endswith("Agent via loopback: from Flask")
+        assert [m.text for m in hub.mark_read(conv.id)] == ["sync"]
     assert fake.sent[0]["text"] == "from Flask"
 
 

@@ -117,6 +117,12 @@ class BlockingHub:
     def message(self, message_id: str) -> Message:
         return self._call(self.hub.message, message_id)
 
+    def transcript(self, conversation_id: str) -> str:
+        return self._call(self.hub.transcript, conversation_id)
+
+    def mark_read(self, conversation_id: str, *, up_to: str | None = None) -> list[Message]:
+        return self._call(self.hub.mark_read, conversation_id, up_to=up_to)
+
     def drain(self, timeout: float = 10.0) -> None:
         self._call(self.hub.drain, timeout)
 

@@ -516,6 +516,11 @@ class Channel(abc.ABC):
     async def send_typing(self, account: str, thread_key: str, on: bool) -> None:  # noqa: B027
         """Show or hide a typing indicator to the customer, where the channel can."""
 
+    async def mark_read(self, message: Message) -> None:  # noqa: B027
+        """Show the customer that the business read their messages up to ``message`` (an
+        inbound message of this channel), where the channel can: Messenger's ``mark_seen``, the
+        live chat widget's "Read". Channels without read receipts (SMS, email) do nothing."""
+
     def asgi_app(self) -> ASGIApp | None:
         """Extra routes the channel serves under ``/channels/<name>`` (sockets, widgets)."""
         return None

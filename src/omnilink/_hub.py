@@ -22,7 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from pydantic import BaseModel, ValidationError
 
 from . import _http
-from ._capabilities import Capabilities, plan
+from ._capabilities import Capabilities, html_to_text, plan
 from ._channel import (
     ASGIApp,
     Channel,
@@ -71,14 +71,19 @@ from ._models import (
     Event,
     Handle,
     HealthState,
+    HtmlPart,
     LinkStrength,
+    LocationPart,
+    MediaPart,
     Message,
     MessageQueued,
     Part,
     TextPart,
     ThreadDecision,
     ThreadRef,
+    UnknownPart,
     new_id,
+    text_of,
     utcnow,
 )
 from ._pipeline import (
@@ -165,6 +170,25 @@ def _check_storable(item: Inbound) -> None:
             key.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise PayloadError(f"a key field of the {item.kind} is not valid Unicode: {exc}") from exc
+
+
+def _plain(parts: Sequence[Part]) -> str:
+    """Parts as text: HTML as text, files as links, places as coordinates."""
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, HtmlPart):
+            out.append(part.text or html_to_text(part.html))
+        elif isinstance(part, MediaPart):
+            label = part.caption or part.filename or part.content_type
+            out.append(f"[{label}: {part.url}]")
+        elif isinstance(part, LocationPart):
+            place = ", ".join(p for p in (part.name, part.address) if p)
+            out.append(f"[location {part.latitude:.5f},{part.longitude:.5f}{' ' + place if place else ''}]")
+        elif isinstance(part, UnknownPart):
+            out.append(f"[{part.provider_type}]")
+        else:
+            out.append(text_of((part,)))
+    return "\n".join(piece.strip() for piece in out if piece.strip())
 
 
 def _as_parts(content: Content) -> tuple[Part, ...]:
@@ -520,6 +544,28 @@ class Hub:
         """Every message of a conversation, oldest first."""
         return await self.store.run(lambda tx: tx.conversation_messages(conversation_id))
 
+    async def transcript(self, conversation_id: str) -> str:
+        """The conversation as plain text, oldest first, every channel in one timeline:
+        ``[2026-11-23 09:00 UTC] Ana via sms: text``, later lines of a message indented by two
+        spaces. Files and places appear as links and coordinates, HTML as text, deleted
+        messages as ``(deleted)``. For handing a conversation on by email, or a customer's copy."""
+        conv = await self.conversation(conversation_id)
+        contact = await self.contact(conv.contact_id)
+        lines = []
+        for message in await self.messages(conversation_id):
+            if message.direction is Direction.INBOUND:
+                address = next((h.address for h in contact.handles if h.channel == message.channel), None)
+                who = message.author.name or contact.display_name or address or "Customer"
+            else:
+                who = message.author.name or "Agent"
+            body = "(deleted)" if message.deleted_at is not None else _plain(message.parts)
+            flags = " (automatic)" if message.automatic else ""
+            if message.status is DeliveryStatus.FAILED:
+                flags += " (not delivered)"
+            body = body.replace("\n", "\n  ")
+            lines.append(f"[{message.sent_at:%Y-%m-%d %H:%M} UTC] {who} via {message.channel}{flags}: {body}")
+        return "\n".join(lines)
+
     async def message(self, message_id: str) -> Message:
         found = await self.store.run(lambda tx: tx.get_message(message_id))
         if found is None:
@@ -871,6 +917,46 @@ class Hub:
         if name is None or thread is None:
             return
         await self.channel(name).send_typing(thread.account, thread.key, on)
+
+    async def mark_read(self, conversation_id: str, *, up_to: str | None = None) -> list[Message]:
+        """Tell the customer, on every thread of the conversation, that an agent read their
+        messages (up to the message ``up_to``, by default all of them).
+
+        For each thread, the channel is told the newest inbound message read (see
+        ``Channel.mark_read``); channels without read receipts ignore it. Best effort: a
+        channel that refuses (a closed window, a provider error) is logged and skipped.
+        Returns the messages the channels were told about.
+        """
+        self._require_open()
+        conv = await self.conversation(conversation_id)
+        history = await self.messages(conversation_id)
+        if up_to is not None:
+            limit = next((m for m in history if m.id == up_to), None)
+            if limit is None:
+                raise NotFoundError(f"no message {up_to!r} in conversation {conversation_id!r}")
+            history = history[: history.index(limit) + 1]
+        marked: list[Message] = []
+        for ref in conv.threads:
+            channel = self._channels.get(ref.channel)
+            newest = next(
+                (
+                    m
+                    for m in reversed(history)
+                    if m.direction is Direction.INBOUND
+                    and (m.channel, m.account, m.thread_key) == (ref.channel, ref.account, ref.key)
+                    and m.deleted_at is None
+                ),
+                None,
+            )
+            if channel is None or newest is None:
+                continue
+            try:
+                await channel.mark_read(newest)
+            except (SendError, PolicyRefusal, InvalidInputError) as exc:
+                log.warning("%s could not show the read mark on %s: %s", ref.channel, ref.key, exc)
+                continue
+            marked.append(newest)
+        return marked
 
     # ------------------------------------------------------------------ dispatch
 

@@ -331,6 +331,16 @@ async def test_agent_read_watermark_is_pushed_to_the_visitor(
         assert await visitor.next_frame("read") == {"type": "read", "from": "agent", "id": server_id}
 
 
+async def test_hub_mark_read_shows_read_up_to_the_newest_visitor_message(hub: Hub, app: Any) -> None:
+    async with ScriptedVisitor.in_process(app, SITE) as visitor:
+        await visitor.say("first")
+        newest = await visitor.say("second")
+        conversation_id = (await hub.message(newest)).conversation_id
+        marked = await hub.mark_read(conversation_id)
+        assert [m.id for m in marked] == [newest]
+        assert await visitor.next_frame("read") == {"type": "read", "from": "agent", "id": newest}
+
+
 @pytest.mark.parametrize("livechat_settings", [{"typing_interval_seconds": 60}])
 async def test_typing_changes_are_rate_limited(hub: Hub, app: Any) -> None:
     async with hub.subscribe() as events, ScriptedVisitor.in_process(app, SITE) as visitor:

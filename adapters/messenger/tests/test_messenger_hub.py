@@ -339,3 +339,12 @@ async def test_lost_answer_becomes_unknown_and_the_echo_settles_it(fake: FakeGra
         settled = await hub.message(reply.id)
     assert settled.status is DeliveryStatus.SENT
     assert fake.sent[0].mid in settled.provider_ids
+
+
+async def test_hub_mark_read_marks_the_thread_seen_by_the_page(fake: FakeGraphAPI, clock: Clock) -> None:
+    async with open_hub(fake, clock) as hub:
+        assert await deliver(hub, fake, [fake.message_event(PAGE, PSID, "anyone there?")]) == 200
+        conversation_id = await conversation_of(hub)
+        [marked] = await hub.mark_read(conversation_id)
+        assert marked.text == "anyone there?"
+    assert fake.sender_actions == [(PAGE, PSID, "mark_seen")]

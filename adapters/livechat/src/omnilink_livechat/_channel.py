@@ -305,6 +305,10 @@ class LivechatChannel(Channel):
         """Chat sessions with a visitor connected to this process."""
         return [session for session, connections in self._sessions.items() if connections]
 
+    async def mark_read(self, message: Message) -> None:
+        """An agent read the visitor's messages up to ``message``: the widget shows "Read"."""
+        await self.mark_read_by_agent(message.thread_key, message.id)
+
     async def mark_read_by_agent(self, session_id: str, message_id: str) -> None:
         """Show the visitor that an agent read their messages up to ``message_id``."""
         self.push_to_session(session_id, {"type": "read", "from": "agent", "id": message_id})

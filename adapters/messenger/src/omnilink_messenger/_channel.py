@@ -18,6 +18,7 @@ from omnilink import (
     ContentError,
     MediaCapabilities,
     MediaPart,
+    Message,
     MessagingWindow,
     OutboundMessage,
     OutcomeUnknownError,
@@ -238,6 +239,10 @@ class MessengerChannel(Channel):
     async def send_typing(self, account: str, thread_key: str, on: bool) -> None:
         """Show or hide the typing indicator (``typing_on`` / ``typing_off``)."""
         await self.sender_action(account, thread_key, "typing_on" if on else "typing_off")
+
+    async def mark_read(self, message: Message) -> None:
+        """An agent read the customer's messages: the page marks them seen (``mark_seen``)."""
+        await self.mark_seen(message.account, message.thread_key)
 
     async def mark_seen(self, account: str, thread_key: str) -> None:
         """Mark the customer's latest message as seen by the page (``mark_seen``)."""

@@ -1,0 +1,115 @@
+"""Hub.mark_read: each thread of a conversation is told the newest inbound message read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from omnilink import Hub, MediaPart, Message, NotFoundError, RetryableSendError, TextPart
+from omnilink.testing import FakeLoopback
+
+from .conftest import FakeChat
+
+
+async def write(hub: Hub, fake: FakeLoopback, sender: str, text: str, mid: str) -> Message:
+    channel = "chat" if isinstance(fake, FakeChat) else "loopback"
+    url = f"https://helpdesk.example/webhooks/{channel}"
+    response = await hub.handle_webhook(
+        channel, fake.webhook([fake.message_event(sender, text, mid)], url=url)
+    )
+    assert response.status == 200, response.body
+    found = await hub.store.run(lambda tx: tx.message_by_provider_id(channel, fake.account, mid))
+    assert found is not None
+    return found
+
+
+def record_marks(hub: Hub, channel: str, marks: list[tuple[str, str]], fail: bool = False) -> None:
+    async def mark_read(message: Message) -> None:
+        if fail:
+            raise RetryableSendError("provider down", channel=channel)
+        marks.append((channel, message.id))
+
+    hub.channel(channel).mark_read = mark_read  # type: ignore[method-assign]
+
+
+@pytest.mark.anyio
+async def test_every_thread_is_told_its_newest_inbound_message(
+    make_hub: Callable[..., Hub], fakes: tuple[FakeLoopback, FakeChat]
+) -> None:
+    lb, chat = fakes
+    async with make_hub() as hub:
+        marks: list[tuple[str, str]] = []
+        record_marks(hub, "loopback", marks)
+        record_marks(hub, "chat", marks)
+        first = await write(hub, lb, "ana", "hi", "a1")
+        newest_lb = await write(hub, lb, "ana", "more", "a2")
+        conversation_id = first.conversation_id
+        await hub.continue_on(conversation_id, "chat", "ana")
+        newest_chat = await write(hub, chat, "ana", "on chat now", "c1")
+        assert newest_chat.conversation_id == conversation_id
+        reply = await hub.reply(conversation_id, "we read you")  # outbound: never "read"
+        await hub.drain()
+        marked = await hub.mark_read(conversation_id)
+        assert [m.id for m in marked] == [newest_lb.id, newest_chat.id]
+        assert marks == [("loopback", newest_lb.id), ("chat", newest_chat.id)]
+        assert reply.id not in {m.id for m in marked}
+
+        marks.clear()
+        assert [m.id for m in await hub.mark_read(conversation_id, up_to=first.id)] == [first.id]
+        assert marks == [("loopback", first.id)]
+        with pytest.raises(NotFoundError):
+            await hub.mark_read(conversation_id, up_to="msg_elsewhere")
+
+
+@pytest.mark.anyio
+async def test_a_channel_that_refuses_is_skipped_and_deleted_messages_are_never_marked(
+    make_hub: Callable[..., Hub], fakes: tuple[FakeLoopback, FakeChat]
+) -> None:
+    lb, chat = fakes
+    async with make_hub() as hub:
+        marks: list[tuple[str, str]] = []
+        record_marks(hub, "loopback", marks)
+        record_marks(hub, "chat", marks, fail=True)
+        kept = await write(hub, lb, "ana", "kept", "a1")
+        await write(hub, lb, "ana", "regretted", "a2")
+        await hub.handle_webhook("loopback", lb.webhook([lb.delete_event("a2")]))
+        await hub.continue_on(kept.conversation_id, "chat", "ana")
+        await write(hub, chat, "ana", "chat", "c1")
+        marked = await hub.mark_read(kept.conversation_id)
+        assert [m.id for m in marked] == [kept.id]
+        assert marks == [("loopback", kept.id)]
+
+
+@pytest.mark.anyio
+async def test_transcript_puts_every_channel_in_one_timeline(
+    make_hub: Callable[..., Hub], fakes: tuple[FakeLoopback, FakeChat]
+) -> None:
+    lb, chat = fakes
+    async with make_hub() as hub:
+        first = await write(hub, lb, "ana", "my order\nnever came", "a1")
+        await write(hub, lb, "ana", "card 4111", "a2")
+        await hub.handle_webhook("loopback", lb.webhook([lb.delete_event("a2")]))
+        conversation_id = first.conversation_id
+        await hub.reply(
+            conversation_id,
+            [
+                TextPart(text="Sorry!"),
+                MediaPart(
+                    url="https://x.example/l.pdf", content_type="application/pdf", filename="label.pdf"
+                ),
+            ],
+        )
+        await hub.drain()
+        await hub.continue_on(conversation_id, "chat", "ana")
+        await write(hub, chat, "ana", "thanks, got it", "c1")
+        text = await hub.transcript(conversation_id)
+    lines = text.splitlines()
+    assert lines[0].endswith("] ana via loopback: my order")
+    assert lines[1] == "  never came"
+    assert lines[2].endswith("] ana via loopback: (deleted)")
+    assert lines[3].endswith("] Agent via loopback: Sorry!")
+    assert lines[4] == "  [label.pdf: https://x.example/l.pdf]"
+    assert lines[5].endswith("] ana via chat: thanks, got it")
+    assert all(line.startswith(("[20", "  ")) for line in lines)
+    assert "4111" not in text
