@@ -219,6 +219,42 @@ async def test_database_from_newer_code_raises_store_error(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_rows_written_by_newer_code_are_read_ignoring_fields_this_code_does_not_know(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store: Store
+    if kind == "sqlite":
+        store = SQLiteStore(tmp_path / "db.sqlite3")
+    else:
+        store = PostgresStore(request.getfixturevalue("pg_dsn"), max_size=1)
+    async with store:
+        owner, conv = await seeded(store)
+        msg = message(conv, provider_message_id="SM9")
+        await store.run(lambda tx: tx.insert_message(msg))
+
+        def future(model: Any) -> str:
+            data = json.loads(model.model_dump_json())
+            data["added_in_a_later_release"] = {"nested": True}
+            if "parts" in data:
+                data["parts"][0]["emphasis"] = "strong"
+            return json.dumps(data)
+
+        def rewrite(tx: Transaction) -> None:
+            cur = tx._cur  # type: ignore[attr-defined]  # the SQL store's cursor
+            mark = "?" if kind == "sqlite" else "%s"
+            for table, model in (("contacts", owner), ("conversations", conv), ("messages", msg)):
+                cur.execute(f"UPDATE {table} SET data = {mark} WHERE id = {mark}", (future(model), model.id))
+
+        await store.run(rewrite)
+        assert await store.run(lambda tx: tx.get_contact(owner.id)) == owner
+        assert await store.run(lambda tx: tx.get_conversation(conv.id)) == conv
+        assert await store.run(lambda tx: tx.get_message(msg.id)) == msg
+        assert await store.run(lambda tx: tx.message_by_provider_id("sms", msg.account, "SM9")) == msg
+        assert Message.model_json_schema()["additionalProperties"] is False  # input stays strict
+
+
+@pytest.mark.anyio
 async def test_sqlite_store_in_missing_directory_raises_store_error(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "missing" / "db.sqlite3")
     with pytest.raises(StoreError, match="cannot open"):

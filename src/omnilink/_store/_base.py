@@ -33,6 +33,18 @@ from .._models import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def stored_model(model: type[M], data: str | bytes) -> M:
+    """A model read back from a stored row; fields this code does not know are ignored.
+
+    Rows written by newer code (a rolling upgrade: new and old processes on one database)
+    may carry fields added since; old code reads them instead of failing. What it rewrites
+    loses those fields, so a new field must be optional, and worth writing only once every
+    process knows it (docs/decisions.md).
+    """
+    return model.model_validate_json(data, extra="ignore")
 
 
 def stored_json(model: BaseModel) -> str:

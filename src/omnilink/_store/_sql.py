@@ -26,7 +26,7 @@ from .._models import (
     Message,
     ThreadRef,
 )
-from ._base import OutboxRow, OutboxState, StatusRecord, stored_json
+from ._base import OutboxRow, OutboxState, StatusRecord, stored_json, stored_model
 
 
 class Cursor(Protocol):
@@ -193,11 +193,11 @@ class SQLTransaction:
 
     def get_contact(self, contact_id: str) -> Contact | None:
         row = self._one("SELECT data FROM contacts WHERE id = ?", (contact_id,))
-        return None if row is None else Contact.model_validate_json(row[0])
+        return None if row is None else stored_model(Contact, row[0])
 
     def _get_contact_for_update(self, contact_id: str) -> Contact | None:
         row = self._one("SELECT data FROM contacts WHERE id = ?" + self._d.row_lock, (contact_id,))
-        return None if row is None else Contact.model_validate_json(row[0])
+        return None if row is None else stored_model(Contact, row[0])
 
     def contact_by_handle(self, handle: Handle) -> Contact | None:
         row = self._one(
@@ -205,7 +205,7 @@ class SQLTransaction:
             " WHERE h.channel = ? AND h.address = ?",
             (handle.channel, handle.address),
         )
-        return None if row is None else Contact.model_validate_json(row[0])
+        return None if row is None else stored_model(Contact, row[0])
 
     def insert_contact(self, contact: Contact) -> None:
         self._x("INSERT INTO contacts (id, data) VALUES (?, ?)", (contact.id, stored_json(contact)))
@@ -293,7 +293,7 @@ class SQLTransaction:
 
     def get_link(self, link_id: str) -> ContactLink | None:
         row = self._one("SELECT data FROM contact_links WHERE id = ?", (link_id,))
-        return None if row is None else ContactLink.model_validate_json(row[0])
+        return None if row is None else stored_model(ContactLink, row[0])
 
     def links_of(self, contact_id: str) -> list[ContactLink]:
         rows = self._all(
@@ -301,13 +301,13 @@ class SQLTransaction:
             " ORDER BY created_at, seq",
             (contact_id, contact_id),
         )
-        return [ContactLink.model_validate_json(r[0]) for r in rows]
+        return [stored_model(ContactLink, r[0]) for r in rows]
 
     # ------------------------------------------------------------------ conversations
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         row = self._one("SELECT data FROM conversations WHERE id = ?", (conversation_id,))
-        return None if row is None else Conversation.model_validate_json(row[0])
+        return None if row is None else stored_model(Conversation, row[0])
 
     def save_conversation(self, conversation: Conversation, *, threads_changed: bool = True) -> None:
         c = conversation
@@ -352,7 +352,7 @@ class SQLTransaction:
             " ORDER BY c.updated_at DESC, c.save_seq DESC LIMIT 1",
             (ref.channel, ref.account, ref.key, ConversationStatus.CLOSED.value),
         )
-        return None if row is None else Conversation.model_validate_json(row[0])
+        return None if row is None else stored_model(Conversation, row[0])
 
     def recent_conversations(self, contact_ids: Sequence[str], since: datetime) -> list[Conversation]:
         ids = list(dict.fromkeys(contact_ids))
@@ -363,7 +363,7 @@ class SQLTransaction:
             " AND status <> ? AND updated_at >= ? ORDER BY updated_at DESC, save_seq DESC",
             (*ids, ConversationStatus.CLOSED.value, self._d.ts(since, "since")),
         )
-        return [Conversation.model_validate_json(r[0]) for r in rows]
+        return [stored_model(Conversation, r[0]) for r in rows]
 
     def list_conversations(
         self, *, status: ConversationStatus | None = None, limit: int = 100
@@ -379,7 +379,7 @@ class SQLTransaction:
                 " ORDER BY updated_at DESC, save_seq DESC LIMIT ?",
                 (ConversationStatus(status).value, limit),
             )
-        return [Conversation.model_validate_json(r[0]) for r in rows]
+        return [stored_model(Conversation, r[0]) for r in rows]
 
     # ------------------------------------------------------------------ messages
 
@@ -435,7 +435,7 @@ class SQLTransaction:
 
     def get_message(self, message_id: str) -> Message | None:
         row = self._one("SELECT data FROM messages WHERE id = ?", (message_id,))
-        return None if row is None else Message.model_validate_json(row[0])
+        return None if row is None else stored_model(Message, row[0])
 
     def message_by_provider_id(self, channel: str, account: str, provider_id: str) -> Message | None:
         row = self._one(
@@ -443,13 +443,13 @@ class SQLTransaction:
             " WHERE p.channel = ? AND p.account = ? AND p.provider_id = ? ORDER BY m.seq LIMIT 1",
             (channel, account, provider_id),
         )
-        return None if row is None else Message.model_validate_json(row[0])
+        return None if row is None else stored_model(Message, row[0])
 
     def add_provider_id(self, message_id: str, channel: str, account: str, provider_id: str) -> None:
         row = self._one("SELECT data FROM messages WHERE id = ?" + self._d.row_lock, (message_id,))
         if row is None:
             raise NotFoundError(f"no message {message_id!r}")
-        message = Message.model_validate_json(row[0])
+        message = stored_model(Message, row[0])
         self._x(
             "INSERT INTO message_provider_ids (channel, account, provider_id, message_id)"
             " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -463,7 +463,7 @@ class SQLTransaction:
         rows = self._all(
             "SELECT data FROM messages WHERE conversation_id = ? ORDER BY sent_at, seq", (conversation_id,)
         )
-        return [Message.model_validate_json(r[0]) for r in rows]
+        return [stored_model(Message, r[0]) for r in rows]
 
     def thread_messages(self, channel: str, account: str, thread_key: str, limit: int) -> list[Message]:
         if limit <= 0:
@@ -474,7 +474,7 @@ class SQLTransaction:
             " AS latest ORDER BY sent_at, seq",
             (channel, account, thread_key, limit),
         )
-        return [Message.model_validate_json(r[0]) for r in rows]
+        return [stored_model(Message, r[0]) for r in rows]
 
     def outbound_up_to(
         self, channel: str, account: str, thread_key: str, watermark: datetime
@@ -484,7 +484,7 @@ class SQLTransaction:
             " AND direction = ? AND sent_at <= ? ORDER BY sent_at, seq",
             (channel, account, thread_key, Direction.OUTBOUND.value, self._d.ts(watermark, "watermark")),
         )
-        return [Message.model_validate_json(r[0]) for r in rows]
+        return [stored_model(Message, r[0]) for r in rows]
 
     def message_for_idempotency_key(self, key: str) -> str | None:
         row = self._one("SELECT message_id FROM idempotency_keys WHERE idempotency_key = ?", (key,))
@@ -508,7 +508,7 @@ class SQLTransaction:
 
     def status_history(self, message_id: str) -> list[StatusRecord]:
         rows = self._all("SELECT data FROM status_records WHERE message_id = ? ORDER BY seq", (message_id,))
-        return [StatusRecord.model_validate_json(r[0]) for r in rows]
+        return [stored_model(StatusRecord, r[0]) for r in rows]
 
     # ------------------------------------------------------------------ outbox
 
@@ -544,7 +544,7 @@ class SQLTransaction:
         rows = self._all(
             "SELECT data FROM outbox WHERE message_id = ? ORDER BY part_index, seq", (message_id,)
         )
-        return [OutboxRow.model_validate_json(r[0]) for r in rows]
+        return [stored_model(OutboxRow, r[0]) for r in rows]
 
     def claim_outbox(
         self, *, now: datetime, lease_until: datetime, limit: int, exclude_channels: Sequence[str] = ()
@@ -562,7 +562,7 @@ class SQLTransaction:
             (OutboxState.PENDING.value, at, OutboxState.IN_FLIGHT.value, at, *excluded, limit),
         )
         claimed = [
-            OutboxRow.model_validate_json(r[0]).model_copy(update={"lease_until": lease_until}) for r in rows
+            stored_model(OutboxRow, r[0]).model_copy(update={"lease_until": lease_until}) for r in rows
         ]
         if claimed:
             self._cur.executemany(
@@ -635,7 +635,7 @@ class SQLTransaction:
                 self._d.ts(since_before, "since_before"),
             ),
         )
-        return [Conversation.model_validate_json(r[0]) for r in rows]
+        return [stored_model(Conversation, r[0]) for r in rows]
 
     def count_messages(self) -> int:
         row = self._one("SELECT count(*) FROM messages")
