@@ -1201,6 +1201,36 @@ async def test_sqlite_upgrade_to_v3_continues_the_save_order_of_existing_convers
         assert [x.id for x in listed] == [newer.id, old[0].id, old[1].id]
 
 
+@pytest.mark.anyio
+@pytest.mark.postgres
+@pytest.mark.parametrize("check", [True, False])
+async def test_postgres_pool_replaces_connections_the_server_closed(pg_dsn: str, check: bool) -> None:
+    import psycopg
+
+    app = f"omnilink-test-{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(
+        pg_dsn, min_size=2, max_size=2, connect_kwargs={"application_name": app}, check_connections=check
+    )
+    async with store:
+        await store.run(lambda tx: tx.set_state("k", "before"))
+        # What a server restart or a failover does to every pooled connection.
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                (app,),
+            ).fetchone()
+        assert killed is not None
+        assert killed[0] >= 1
+        if check:
+            await store.run(lambda tx: tx.set_state("k", "after"))
+            assert await store.run(lambda tx: tx.get_state("k")) == "after"
+        else:
+            # Without the check the dead connection fails the next transaction (a StoreError,
+            # which the Hub answers with 503 so the provider retries).
+            with pytest.raises(StoreError):
+                await store.run(lambda tx: tx.set_state("k", "after"))
+
+
 def test_postgres_store_without_psycopg_raises_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from omnilink import ConfigurationError
 

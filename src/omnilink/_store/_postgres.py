@@ -65,6 +65,10 @@ class PostgresStore(Store):
     ``run(fn)`` may call ``fn`` more than once: when PostgreSQL aborts a transaction for a
     deadlock or a serialization failure, it is rolled back and run again (up to 5 times).
     Keep transaction functions free of effects outside the transaction.
+
+    ``check_connections`` (default on) tests each pooled connection before handing it out
+    (one empty round trip), so connections the server closed (a restart, a failover) are
+    replaced instead of failing the next transaction.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class PostgresStore(Store):
         max_size: int = 8,
         timeout: float = 30.0,
         connect_kwargs: Mapping[str, Any] | None = None,
+        check_connections: bool = True,
     ) -> None:
         _require_psycopg()
         self.dsn = dsn
@@ -82,6 +87,7 @@ class PostgresStore(Store):
         self.max_size = max_size
         self.timeout = timeout
         self.connect_kwargs = dict(connect_kwargs or {})
+        self.check_connections = check_connections
         self.schema_version = 0
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._limiter: anyio.CapacityLimiter | None = None
@@ -106,6 +112,10 @@ class PostgresStore(Store):
             timeout=self.timeout,
             kwargs=self.connect_kwargs,
             configure=_configure,
+            # A pooled connection may have died since its last use (a server restart, a
+            # failover, an idle timeout): check it on the way out of the pool, so the first
+            # webhook after a restart is stored instead of answered 503.
+            check=ConnectionPool.check_connection if self.check_connections else None,
             open=False,
             name="omnilink",
         )
