@@ -599,3 +599,31 @@ async def test_echo_that_outruns_the_send_result_matches_the_queued_send(
         matched = await hub.message(reply.id)
         assert matched.provider_ids == ("lb_99",)
         assert matched.status is DeliveryStatus.SENT
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_attempts", 0),
+        ("dispatch_batch", 0),
+        ("dispatch_concurrency", -1),
+        ("backoff_base", 0.0),
+        ("poll_interval", -1.0),
+        ("http_timeout", 0.0),
+        ("lease", timedelta(0)),
+    ],
+)
+def test_settings_out_of_range_are_configuration_errors(field: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=f"HubSettings.{field}"):
+        HubSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_lease_shorter_than_a_request_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="omnilink.hub"):
+        HubSettings(lease=timedelta(seconds=10), http_timeout=30.0)
+    assert "may send it again" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="omnilink.hub"):
+        HubSettings()  # 5 min lease, 15 s requests
+        HubSettings(lease=timedelta(seconds=2), http_timeout=1.0)
+    assert caplog.text == ""

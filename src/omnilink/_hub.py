@@ -133,7 +133,32 @@ class HubSettings:
     """How long dispatch on a channel pauses after its credentials were refused."""
     subscriber_buffer: int = 10_000
     http_timeout: float | None = None
+    """Seconds a provider request may take (None: 15 s, 5 s to connect)."""
     close_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_attempts", "dispatch_batch", "dispatch_concurrency", "subscriber_buffer"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ConfigurationError(f"HubSettings.{name} must be at least 1, got {value!r}")
+        for name in ("backoff_base", "backoff_max", "poll_interval", "close_timeout"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigurationError(f"HubSettings.{name} must be positive, got {value!r}")
+        if self.http_timeout is not None and not self.http_timeout > 0:
+            raise ConfigurationError(f"HubSettings.http_timeout must be positive, got {self.http_timeout!r}")
+        if not self.lease.total_seconds() > 0:
+            raise ConfigurationError(f"HubSettings.lease must be positive, got {self.lease!r}")
+        request = self.http_timeout or _http.DEFAULT_TIMEOUT.read or 15.0
+        if self.lease.total_seconds() <= request:
+            # Not refused: crash drills shorten the lease on purpose (the owner is dead there).
+            log.warning(
+                "HubSettings.lease (%g s) is not longer than a provider request may take"
+                " (http_timeout %g s): a send still in flight when its lease ends is taken over"
+                " by another dispatcher, which may send it again",
+                self.lease.total_seconds(),
+                request,
+            )
 
 
 @dataclass(frozen=True)
