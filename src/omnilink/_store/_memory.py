@@ -76,6 +76,7 @@ class _Data:
         self.idempotency: dict[str, str] = {}
         self.statuses: dict[str, tuple[StatusRecord, ...]] = {}
         self.outbox: dict[str, tuple[int, OutboxRow]] = {}
+        self.outbox_by_message: dict[str, tuple[str, ...]] = {}
         self.opt_outs: dict[tuple[str, str, str], _OptOut] = {}
         self.state: dict[str, str] = {}
 
@@ -376,6 +377,15 @@ class _MemoryTransaction:
         if row.id in self._d.outbox:
             raise StoreError(f"outbox row {row.id!r} already exists")
         self._put(self._d.outbox, row.id, (self._next_seq(), row))
+        self._index_outbox(None, row)
+
+    def _index_outbox(self, old: OutboxRow | None, new: OutboxRow) -> None:
+        if old is not None and old.message_id != new.message_id:
+            ids = self._d.outbox_by_message.get(old.message_id, ())
+            self._put(self._d.outbox_by_message, old.message_id, tuple(i for i in ids if i != new.id))
+        if old is None or old.message_id != new.message_id:
+            ids = self._d.outbox_by_message.get(new.message_id, ())
+            self._put(self._d.outbox_by_message, new.message_id, (*ids, new.id))
 
     def update_outbox(self, row: OutboxRow) -> None:
         stored_json(row)
@@ -384,9 +394,10 @@ class _MemoryTransaction:
         if entry is None:
             raise NotFoundError(f"no outbox row {row.id!r}")
         self._put(self._d.outbox, row.id, (entry[0], row))
+        self._index_outbox(entry[1], row)
 
     def outbox_for_message(self, message_id: str) -> list[OutboxRow]:
-        entries = [e for e in self._d.outbox.values() if e[1].message_id == message_id]
+        entries = [self._d.outbox[i] for i in self._d.outbox_by_message.get(message_id, ())]
         entries.sort(key=lambda e: (e[1].part_index, e[0]))
         return [row for _, row in entries]
 
