@@ -101,3 +101,17 @@ def make_hub(fakes: tuple[FakeLoopback, FakeChat], clock: Clock) -> Callable[...
 async def hub(make_hub: Callable[..., Hub], any_store: Store) -> AsyncIterator[Hub]:
     async with make_hub(any_store) as opened:
         yield opened
+
+
+def kill_backends(dsn: str, application_name: str) -> int:
+    """Terminate every PostgreSQL connection of ``application_name`` (what a server restart or a
+    failover does to a pool); returns how many there were."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True, application_name="omnilink-test-admin") as admin:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

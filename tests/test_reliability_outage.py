@@ -25,6 +25,8 @@ from omnilink._store import Transaction
 from omnilink.testing import LoopbackPlugin, routing_transport, sign
 from omnilink.testing._loopback import SIGNATURE_HEADER
 
+from .conftest import kill_backends
+
 sys.path.insert(0, str(Path(__file__).parent))
 from reliability_worker import pg_schemas as fresh_pg_schemas
 
@@ -109,7 +111,6 @@ async def test_sqlite_write_lock_held_elsewhere_gets_503_then_redelivery_stores_
 async def test_postgres_connections_killed_get_503_then_the_pool_recovers_and_stores_once(
     pg_schemas: Callable[[], str],
 ) -> None:
-    import psycopg
     from psycopg.conninfo import make_conninfo
 
     run = uuid.uuid4().hex[:8]
@@ -118,13 +119,7 @@ async def test_postgres_connections_killed_get_503_then_the_pool_recovers_and_st
     store = PostgresStore(dsn, min_size=2, max_size=2)
     async with loopback_hub(store) as hub:
         assert (await hub.handle_webhook("loopback", webhook(run, 0, 5))).status == 200
-        with psycopg.connect(dsn, autocommit=True, application_name="omnilink-outage-admin") as admin:
-            killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
-                (app,),
-            ).fetchone()
-        assert killed is not None
-        assert killed[0] >= 1
+        assert kill_backends(dsn, app) >= 1
         statuses = []
         with anyio.fail_after(60):
             for attempt in range(30):  # what the provider does: retry until acknowledged

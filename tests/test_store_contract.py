@@ -50,6 +50,8 @@ from omnilink._store import (
 )
 from omnilink._store._migrations import LATEST_VERSION
 
+from .conftest import kill_backends
+
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -1205,8 +1207,6 @@ async def test_sqlite_upgrade_to_v3_continues_the_save_order_of_existing_convers
 @pytest.mark.postgres
 @pytest.mark.parametrize("check", [True, False])
 async def test_postgres_pool_replaces_connections_the_server_closed(pg_dsn: str, check: bool) -> None:
-    import psycopg
-
     app = f"omnilink-test-{uuid.uuid4().hex[:8]}"
     store = PostgresStore(
         pg_dsn, min_size=2, max_size=2, connect_kwargs={"application_name": app}, check_connections=check
@@ -1214,13 +1214,7 @@ async def test_postgres_pool_replaces_connections_the_server_closed(pg_dsn: str,
     async with store:
         await store.run(lambda tx: tx.set_state("k", "before"))
         # What a server restart or a failover does to every pooled connection.
-        with psycopg.connect(pg_dsn, autocommit=True) as admin:
-            killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
-                (app,),
-            ).fetchone()
-        assert killed is not None
-        assert killed[0] >= 1
+        assert kill_backends(pg_dsn, app) >= 1
         if check:
             await store.run(lambda tx: tx.set_state("k", "after"))
             assert await store.run(lambda tx: tx.get_state("k")) == "after"
