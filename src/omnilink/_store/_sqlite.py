@@ -41,6 +41,11 @@ class SQLiteStore(Store):
     """A store in one SQLite file.
 
     ``path`` may be ``":memory:"`` for a private in-memory database (no WAL then).
+    ``synchronous``: ``"FULL"`` (default) fsyncs every commit, so an acknowledged webhook
+    survives a power cut; ``"NORMAL"`` survives a process kill only, with cheaper commits.
+    ``busy_timeout``: seconds to wait for another process's write lock.
+    ``cache_mb``: SQLite's page cache for the store's connection (64 MB; SQLite's own default
+    is 2 MB), filled as pages are read.
     """
 
     single_writer = True
