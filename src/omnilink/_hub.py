@@ -1272,7 +1272,9 @@ class Hub:
                     "send_details": {**current.send_details, **details},
                 }
             )
-            tx.update_message(current)
+            with_ids = current
+            if not tx.exclusive:
+                tx.update_message(with_ids)  # apply_status re-reads the message under its lock
             events: list[Event] = []
             rows = tx.outbox_for_message(message.id)
             if all(r.state is OutboxState.DONE for r in rows):
@@ -1282,6 +1284,9 @@ class Hub:
                 if pending is not None:
                     current, more = apply_status(tx, current, pending[0], pending[1], pending[2])
                     events.extend(more)
+            if tx.exclusive and current is with_ids:
+                # No status change wrote the message (and its new provider ids): write it once.
+                tx.update_message(with_ids)
             return events
 
         await self._publish_all(await self._record(record))
