@@ -658,6 +658,47 @@ async def test_list_conversations_by_status_newest_first_with_limit(store: Store
 
 
 @pytest.mark.anyio
+async def test_page_conversations_walks_every_one_once_in_order_with_filters(store: Store) -> None:
+    a, b = contact(), contact()
+    # Ties on updated_at on purpose: the save number orders them, and pages must not split
+    # or repeat a tie.
+    convs = [conversation(a.id if i % 3 else b.id, updated=i // 4) for i in range(23)]
+    convs.append(conversation(a.id, updated=9, status=ConversationStatus.CLOSED))
+
+    def fn(tx: Transaction) -> None:
+        tx.insert_contact(a)
+        tx.insert_contact(b)
+        for conv in convs:
+            tx.save_conversation(conv)
+
+    await store.run(fn)
+    everything = await store.run(lambda tx: tx.list_conversations(limit=100))
+
+    async def walk(**kw: Any) -> list[Conversation]:
+        seen: list[Conversation] = []
+        before = None
+        while True:
+            page = await store.run(
+                lambda tx, before=before: tx.page_conversations(before=before, limit=5, **kw)
+            )
+            seen.extend(c for c, _ in page)
+            if len(page) < 5:
+                return seen
+            last, seq = page[-1]
+            before = (last.updated_at, seq)
+
+    assert await walk(status=None, contact_ids=None) == everything
+    assert [c.id for c in await walk(status=ConversationStatus.OPEN, contact_ids=[b.id])] == [
+        c.id for c in everything if c.contact_id == b.id and c.status is ConversationStatus.OPEN
+    ]
+    assert await walk(status=None, contact_ids=[]) == []
+    assert (
+        await store.run(lambda tx: tx.page_conversations(status=None, contact_ids=None, before=None, limit=0))
+        == []
+    )
+
+
+@pytest.mark.anyio
 async def test_equal_update_times_order_by_last_save(store: Store) -> None:
     c = contact()
     ref = ThreadRef(channel="chat", account="site", key="session")

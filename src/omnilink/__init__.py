@@ -60,7 +60,7 @@ from ._errors import (
     WebhookError,
     WindowClosedError,
 )
-from ._hub import Content, Hub, HubSettings, ResponseStats
+from ._hub import Content, ConversationPage, Hub, HubSettings, ResponseStats
 from ._models import (
     SCHEMA_VERSION,
     AdapterHealth,
@@ -131,6 +131,7 @@ __all__ = [
     "Content",
     "ContentError",
     "Conversation",
+    "ConversationPage",
     "ConversationStatus",
     "CredentialsError",
     "Degradation",

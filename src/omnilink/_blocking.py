@@ -16,7 +16,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._channel import WebhookRequest, WebhookResponse
 from ._errors import LifecycleError
-from ._hub import Content, Hub
+from ._hub import Content, ConversationPage, Hub
 from ._models import Author, Conversation, Message
 
 T = TypeVar("T")
@@ -110,6 +110,9 @@ class BlockingHub:
 
     def conversations(self, **kwargs: Any) -> list[Conversation]:
         return self._call(self.hub.conversations, **kwargs)
+
+    def conversation_page(self, **kwargs: Any) -> ConversationPage:
+        return self._call(self.hub.conversation_page, **kwargs)
 
     def messages(self, conversation_id: str) -> list[Message]:
         return self._call(self.hub.messages, conversation_id)

@@ -110,7 +110,7 @@ log = logging.getLogger("omnilink.hub")
 Content = str | Part | Sequence[Part]
 """What ``reply`` accepts: a string (one text part), one part, or parts in order."""
 
-__all__ = ["Content", "Hub", "HubSettings", "IngestReport", "ResponseStats"]
+__all__ = ["Content", "ConversationPage", "Hub", "HubSettings", "IngestReport", "ResponseStats"]
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,30 @@ class HubSettings:
                 self.lease.total_seconds(),
                 request,
             )
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    """One page of conversations, newest-updated first, and where the next one starts."""
+
+    conversations: list[Conversation]
+    next: str | None
+    """Pass as ``after=`` for the next (older) page; None on the last page."""
+
+
+def _page_cursor(conversation: Conversation, save_seq: int) -> str:
+    return f"{conversation.updated_at.isoformat(timespec='microseconds')}~{save_seq}"
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        at, seq = cursor.rsplit("~", 1)
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when, int(seq)
+    except ValueError:
+        raise InvalidInputError(f"{cursor!r} is not a page cursor (pass a page's .next)") from None
 
 
 @dataclass(frozen=True)
@@ -564,6 +588,43 @@ class Hub:
         self, *, status: ConversationStatus | None = None, limit: int = 100
     ) -> list[Conversation]:
         return await self.store.run(lambda tx: tx.list_conversations(status=status, limit=limit))
+
+    async def conversation_page(
+        self,
+        *,
+        status: ConversationStatus | None = None,
+        contact_id: str | None = None,
+        linked: bool = True,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> ConversationPage:
+        """Conversations newest-updated first, a page at a time (keyset paging: each page
+        starts where the last one ended, however many conversations there are).
+
+        ``contact_id`` keeps one customer's conversations (with ``linked``, also those of every
+        contact joined to it by an applied link: the customer's history across channels).
+        ``after`` is the ``next`` of the previous page; a conversation updated while you page
+        moves to the front and is not shown twice. Raises ``InvalidInputError`` for a cursor
+        that is not one.
+        """
+        self._require_open()
+        if not 1 <= limit <= 1000:
+            raise InvalidInputError(f"limit must be between 1 and 1000, got {limit}")
+        before = _parse_cursor(after) if after is not None else None
+
+        def page(tx: Transaction) -> list[tuple[Conversation, int]]:
+            ids = None
+            if contact_id is not None:
+                ids = linked_contact_ids(tx, contact_id) if linked else [contact_id]
+            return tx.page_conversations(status=status, contact_ids=ids, before=before, limit=limit + 1)
+
+        rows = await self.store.run(page)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return ConversationPage(
+            conversations=[c for c, _ in rows],
+            next=_page_cursor(*rows[-1]) if more and rows else None,
+        )
 
     async def messages(self, conversation_id: str) -> list[Message]:
         """Every message of a conversation, oldest first."""

@@ -157,6 +157,18 @@ class Transaction(Protocol):
     ) -> list[Conversation]:
         """Newest-updated first."""
 
+    def page_conversations(
+        self,
+        *,
+        status: ConversationStatus | None,
+        contact_ids: Sequence[str] | None,
+        before: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[tuple[Conversation, int]]:
+        """Newest-updated first, with each one's save number, strictly after the position
+        ``before`` (an ``(updated_at, save number)`` pair from an earlier page) when given; only
+        these contacts' conversations when ``contact_ids`` is given."""
+
     # ---- messages
     def claim_inbound(self, channel: str, account: str, provider_message_id: str, message_id: str) -> bool:
         """Record the dedupe key of an inbound item; False if it was already recorded."""

@@ -260,6 +260,27 @@ class _MemoryTransaction:
         ]
         return self._newest_first(entries)[: max(limit, 0)]
 
+    def page_conversations(
+        self,
+        *,
+        status: ConversationStatus | None,
+        contact_ids: Sequence[str] | None,
+        before: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[tuple[Conversation, int]]:
+        if before is not None:
+            _aware(before[0], "before")
+        owners = None if contact_ids is None else set(contact_ids)
+        entries = [
+            e
+            for e in self._d.conversations.values()
+            if (status is None or e.conversation.status == status)
+            and (owners is None or e.conversation.contact_id in owners)
+            and (before is None or (e.conversation.updated_at, e.save_seq) < before)
+        ]
+        entries.sort(key=lambda e: (e.conversation.updated_at, e.save_seq), reverse=True)
+        return [(e.conversation, e.save_seq) for e in entries[: max(limit, 0)]]
+
     # ------------------------------------------------------------------ messages
 
     def claim_inbound(self, channel: str, account: str, provider_message_id: str, message_id: str) -> bool:

@@ -381,6 +381,37 @@ class SQLTransaction:
             )
         return [stored_model(Conversation, r[0]) for r in rows]
 
+    def page_conversations(
+        self,
+        *,
+        status: ConversationStatus | None,
+        contact_ids: Sequence[str] | None,
+        before: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[tuple[Conversation, int]]:
+        if limit <= 0 or (contact_ids is not None and not contact_ids):
+            return []
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(ConversationStatus(status).value)
+        if contact_ids is not None:
+            ids = list(dict.fromkeys(contact_ids))
+            where.append(f"contact_id IN ({_marks(len(ids))})")
+            params.extend(ids)
+        if before is not None:
+            at = self._d.ts(before[0], "before")
+            where.append("(updated_at < ? OR (updated_at = ? AND save_seq < ?))")
+            params.extend((at, at, int(before[1])))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._all(
+            f"SELECT data, save_seq FROM conversations{clause}"
+            " ORDER BY updated_at DESC, save_seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [(stored_model(Conversation, r[0]), int(r[1])) for r in rows]
+
     # ------------------------------------------------------------------ messages
 
     def claim_inbound(self, channel: str, account: str, provider_message_id: str, message_id: str) -> bool:

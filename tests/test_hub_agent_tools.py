@@ -1,4 +1,4 @@
-"""Hub.mark_read: each thread of a conversation is told the newest inbound message read."""
+"""What an agent's screen needs from the Hub: read marks per thread, transcripts, conversation pages."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from omnilink import Hub, MediaPart, Message, NotFoundError, RetryableSendError, TextPart
+from omnilink import Hub, InvalidInputError, MediaPart, Message, NotFoundError, RetryableSendError, TextPart
 from omnilink.testing import FakeLoopback
 
-from .conftest import FakeChat
+from .conftest import Clock, FakeChat
 
 
 async def write(hub: Hub, fake: FakeLoopback, sender: str, text: str, mid: str) -> Message:
@@ -113,3 +113,41 @@ async def test_transcript_puts_every_channel_in_one_timeline(
     assert lines[5].endswith("] ana via chat: thanks, got it")
     assert all(line.startswith(("[20", "  ")) for line in lines)
     assert "4111" not in text
+
+
+@pytest.mark.anyio
+async def test_conversation_pages_cover_everything_once_and_follow_a_customer_across_contacts(
+    make_hub: Callable[..., Hub], fakes: tuple[FakeLoopback, FakeChat], clock: Clock
+) -> None:
+    lb, chat = fakes
+    async with make_hub() as hub:
+        for i in range(12):
+            await write(hub, lb, f"cust-{i}", "hello", f"m{i}")
+            clock.advance(seconds=1 if i % 2 else 0)  # ties on purpose
+        ana_lb = await write(hub, lb, "ana", "on loopback", "a1")
+        ana_chat = await write(hub, chat, "ana-chat", "on chat, another contact", "c1")
+        assert ana_lb.contact_id != ana_chat.contact_id
+        everything = await hub.conversations(limit=1000)
+        seen, cursor = [], None
+        while True:
+            page = await hub.conversation_page(limit=5, after=cursor)
+            seen.extend(page.conversations)
+            if page.next is None:
+                break
+            cursor = page.next
+        assert [c.id for c in seen] == [c.id for c in everything]
+        assert len(seen) == 14
+
+        mine = await hub.conversation_page(contact_id=ana_lb.contact_id)
+        assert [c.id for c in mine.conversations] == [ana_lb.conversation_id]
+        await hub.link_contacts(ana_lb.contact_id, ana_chat.contact_id, reason="agent: same person")
+        linked = await hub.conversation_page(contact_id=ana_lb.contact_id)
+        assert {c.id for c in linked.conversations} == {ana_lb.conversation_id, ana_chat.conversation_id}
+        alone = await hub.conversation_page(contact_id=ana_lb.contact_id, linked=False)
+        assert [c.id for c in alone.conversations] == [ana_lb.conversation_id]
+
+        for bad in ("nonsense", "2026-01-01T00:00:00~x", "2026-01-01T00:00:00~1"):
+            with pytest.raises(InvalidInputError, match="cursor"):
+                await hub.conversation_page(after=bad)
+        with pytest.raises(InvalidInputError, match="limit"):
+            await hub.conversation_page(limit=0)
