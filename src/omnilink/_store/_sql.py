@@ -402,8 +402,8 @@ class SQLTransaction:
             params.extend(ids)
         if before is not None:
             at = self._d.ts(before[0], "before")
-            where.append("(updated_at < ? OR (updated_at = ? AND save_seq < ?))")
-            params.extend((at, at, int(before[1])))
+            where.append("(updated_at, save_seq) < (?, ?)")  # a row comparison: one index range
+            params.extend((at, int(before[1])))
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._all(
             f"SELECT data, save_seq FROM conversations{clause}"
