@@ -19,4 +19,9 @@ async def test_demo_threads_the_channel_switch_into_one_conversation(
     assert code == 0, out
     assert "OK: Ana's conversation spans" in out
     assert "continue_on" in out
+    transcript = out.split("one transcript", 1)[1].split("Waiting on a reply", 1)[0]
+    lines = [line.strip() for line in transcript.splitlines() if line.strip().startswith("[")]
+    assert len(lines) == 4, transcript
+    assert lines[0].endswith("Hi, my order #1234 has not arrived yet.")
+    assert " via sms: Great, thanks!" in lines[-1]
     assert (tmp_path / "demo.sqlite3").exists()

@@ -176,6 +176,10 @@ async def _scenario(
     _say()
     for conv in await hub.conversations():
         await _print_conversation(hub, conv)
+    _say("Ana's conversation as one transcript (hub.transcript), both channels in one timeline:")
+    for line in (await hub.transcript(ana_conv.id)).splitlines():
+        _say(f"  {line}")
+    _say()
     waiting = await hub.awaiting_reply()
     _say("Waiting on a reply: " + (", ".join(f"{ch}: {len(cs)}" for ch, cs in waiting.items()) or "none"))
     for name, stats in (await hub.response_stats()).items():
