@@ -24,13 +24,18 @@ async def write(hub: Hub, fake: FakeLoopback, sender: str, text: str, mid: str) 
     return found
 
 
-def record_marks(hub: Hub, channel: str, marks: list[tuple[str, str]], fail: bool = False) -> None:
-    async def mark_read(message: Message) -> None:
-        if fail:
-            raise RetryableSendError("provider down", channel=channel)
-        marks.append((channel, message.id))
+def record_marks(hub: Hub, *, failing: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Replace both channels' mark_read with recorders; channels in ``failing`` refuse."""
+    marks: list[tuple[str, str]] = []
+    for channel in ("loopback", "chat"):
 
-    hub.channel(channel).mark_read = mark_read  # type: ignore[method-assign]
+        async def mark_read(message: Message, channel: str = channel) -> None:
+            if channel in failing:
+                raise RetryableSendError("provider down", channel=channel)
+            marks.append((channel, message.id))
+
+        hub.channel(channel).mark_read = mark_read  # type: ignore[method-assign]
+    return marks
 
 
 @pytest.mark.anyio
@@ -39,9 +44,7 @@ async def test_every_thread_is_told_its_newest_inbound_message(
 ) -> None:
     lb, chat = fakes
     async with make_hub() as hub:
-        marks: list[tuple[str, str]] = []
-        record_marks(hub, "loopback", marks)
-        record_marks(hub, "chat", marks)
+        marks = record_marks(hub)
         first = await write(hub, lb, "ana", "hi", "a1")
         newest_lb = await write(hub, lb, "ana", "more", "a2")
         conversation_id = first.conversation_id
@@ -68,9 +71,7 @@ async def test_a_channel_that_refuses_is_skipped_and_deleted_messages_are_never_
 ) -> None:
     lb, chat = fakes
     async with make_hub() as hub:
-        marks: list[tuple[str, str]] = []
-        record_marks(hub, "loopback", marks)
-        record_marks(hub, "chat", marks, fail=True)
+        marks = record_marks(hub, failing=("chat",))
         kept = await write(hub, lb, "ana", "kept", "a1")
         await write(hub, lb, "ana", "regretted", "a2")
         await hub.handle_webhook("loopback", lb.webhook([lb.delete_event("a2")]))

@@ -1125,9 +1125,8 @@ class Hub:
 
     async def _record(self, fn: Callable[[Transaction], T]) -> T:
         """Run a dispatcher step (a load, a record), grouped with concurrent ones on single-writer stores."""
-        # Through self.store: LifecycleError unless the Hub is open (or closing: a last record).
-        if self._records is None or self._store is not self.store:
-            raise LifecycleError("the Hub has no store")
+        _ = self.store  # LifecycleError unless the Hub is open (or closing: a last record)
+        assert self._records is not None  # made with the store when the Hub opened
         return await self._records.run(fn)
 
     def _recipient_for(self, message: Message) -> str:
