@@ -76,6 +76,12 @@ TS0 = datetime(2026, 1, 1, tzinfo=UTC)
 CHANNELS = {"loopback": {"token": "tok", "webhook_secret": SECRET}}
 ROUNDS = 5
 """Timed windows per figure; the best one is kept (the machine may be busy with other work)."""
+ACTIVE_CUSTOMERS = 1_000
+"""Customers writing in during the "active" workload: the most recently created ones."""
+WORKLOADS = ("active", "uniform")
+"""Who writes in while the store grows: the ``ACTIVE_CUSTOMERS`` newest customers (history
+grows, the traffic stays the same), or any customer the store ever had, at random (the
+working set grows with the store: the worst case)."""
 
 
 def rss_mb() -> float:
@@ -91,23 +97,23 @@ def current_rss_mb() -> float:
 # --------------------------------------------------------------------------- webhooks
 
 
-def event(i: int, customers: int) -> dict[str, Any]:
-    """Inbound message ``i`` from one of ``customers`` customers (spread evenly)."""
+def event(i: int, customers: int, first: int = 0) -> dict[str, Any]:
+    """Inbound message ``i`` from one of customers ``first .. first+customers`` (spread evenly)."""
     return {
         "type": "message",
         "id": f"in{i:09d}",
-        "from": f"cust-{(i * 7919) % customers}",
+        "from": f"cust-{first + (i * 7919) % customers}",
         "to": ACCOUNT,
         "text": f"message {i}, asking about order {i * 7 % 100_000}",
         "ts": int((TS0 + timedelta(seconds=i)).timestamp() * 1000),
     }
 
 
-def webhooks(start: int, count: int, customers: int) -> list[WebhookRequest]:
+def webhooks(start: int, count: int, customers: int, first: int = 0) -> list[WebhookRequest]:
     """Signed webhooks carrying events ``start .. start+count`` (built outside every clock)."""
     fake = FakeLoopback(webhook_secret=SECRET)
     return [
-        fake.webhook([event(i, customers) for i in range(a, min(a + BATCH, start + count))])
+        fake.webhook([event(i, customers, first) for i in range(a, min(a + BATCH, start + count))])
         for a in range(start, start + count, BATCH)
     ]
 
@@ -119,12 +125,22 @@ def _ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+_TS0_MS = int(TS0.timestamp() * 1000)
+
+
+def _prefill_id(prefix: str, n: int) -> str:
+    """A time-ordered id like the store's own (``new_id``): row ``n`` made ``n`` seconds after TS0."""
+    return f"{prefix}_{_TS0_MS + n * 1000:012x}{n:020x}"
+
+
 class Prefill:
     """Writes valid stored state straight into the store's SQLite tables (bare INSERTs).
 
-    Messages ``0 .. n`` with ids ``pre…``; customer ``k`` owns conversation ``k`` and receives
-    message ``i`` when ``i // PER_CONVERSATION == k``. Rows are the JSON of real models with
-    ids substituted, so the store reads them back like its own.
+    Messages ``0 .. n`` (provider ids ``pre…``); customer ``k`` owns conversation ``k`` and
+    receives message ``i`` when ``i // PER_CONVERSATION == k``. Ids are time-ordered like the
+    store's own (message ``i`` made ``i`` seconds after TS0), so history sorts as it would in
+    a store that received it. Rows are the JSON of real models with ids substituted, so the
+    store reads them back like its own.
     """
 
     def __init__(self) -> None:
@@ -181,7 +197,8 @@ class Prefill:
         new_customers = range(max(first_customer, self.customers), last_customer + 1)
         contacts, handles, convs, threads = [], [], [], []
         for k in new_customers:
-            addr, con, cnv = f"old-{k}", f"con_pre{k}", f"cnv_pre{k}"
+            addr = f"old-{k}"
+            con, cnv = _prefill_id("con", k * PER_CONVERSATION), _prefill_id("cnv", k * PER_CONVERSATION)
             contacts.append((con, self.contact_json.replace("@CON@", con).replace("@ADDR@", addr)))
             handles.append(("loopback", addr, con))
             data = self.conversation_json.replace("@CNV@", cnv).replace("@CON@", con).replace("@ADDR@", addr)
@@ -191,7 +208,8 @@ class Prefill:
         rows, pids, claims = [], [], []
         for i in range(start, end):
             k = i // PER_CONVERSATION
-            msg, pid, con, cnv, addr = f"msg_pre{i}", f"pre{i}", f"con_pre{k}", f"cnv_pre{k}", f"old-{k}"
+            msg, pid, addr = _prefill_id("msg", i), f"pre{i}", f"old-{k}"
+            con, cnv = _prefill_id("con", k * PER_CONVERSATION), _prefill_id("cnv", k * PER_CONVERSATION)
             data = (
                 self.message_json.replace("@MSG@", msg)
                 .replace("@CNV@", cnv)
@@ -399,28 +417,36 @@ class Side:
     hub: Hub
     bare_conn: sqlite3.Connection
 
-    def __init__(self, directory: Path, size: int) -> None:
+    def __init__(self, directory: Path, size: int, workload: str) -> None:
         self.size = size
-        self.hub_db, self.bare_db = directory / f"hub-{size}.sqlite3", directory / f"bare-{size}.sqlite3"
+        self.workload = workload
+        self.hub_db = directory / f"hub-{workload}-{size}.sqlite3"
+        self.bare_db = directory / f"bare-{workload}-{size}.sqlite3"
         self.store = SQLiteStore(self.hub_db)
         self.prefill = Prefill()
         self.hub_times: list[float] = []
+        self.hub_cpu: list[float] = []  # CPU seconds of the whole process (every thread) per window
         self.bare_times: list[float] = []
         self.next_event = 0
 
     def requests(self, count: int) -> list[WebhookRequest]:
-        batch = [_readdress(r) for r in webhooks(self.next_event, count, self.prefill.customers)]
+        customers = self.prefill.customers
+        if self.workload == "active":  # the most recent customers, the rest is history
+            first, customers = max(0, customers - ACTIVE_CUSTOMERS), min(customers, ACTIVE_CUSTOMERS)
+        else:  # every customer the store has ever had
+            first = 0
+        batch = [_readdress(r) for r in webhooks(self.next_event, count, customers, first)]
         self.next_event += count
         return batch
 
 
 async def inbound(directory: Path, sizes: list[int], window: int) -> dict[str, Any]:
-    """Every size pre-filled up front, then the timed windows interleaved across sizes and sides.
+    """Every size and workload pre-filled up front, then the timed windows interleaved.
 
     Interleaving puts every size under the same machine conditions (a busy neighbour slows
     all of them alike), so the growth figure compares like with like.
     """
-    sides = [Side(directory, size) for size in sizes]
+    sides = [Side(directory, size, workload) for workload in WORKLOADS for size in sizes]
     async with contextlib.AsyncExitStack() as stack:
         for side in sides:
             began = time.perf_counter()
@@ -431,7 +457,8 @@ async def inbound(directory: Path, sizes: list[int], window: int) -> dict[str, A
             stack.callback(bare_conn.close)
             side.prefill.grow(hub_conn, side.size)
             Prefill().grow(bare_conn, side.size)
-            print(f"  pre-filled {side.size:,} messages in {time.perf_counter() - began:.0f} s", flush=True)
+            took = time.perf_counter() - began
+            print(f"  pre-filled {side.size:,} messages ({side.workload}) in {took:.0f} s", flush=True)
             side.hub, side.bare_conn = hub, bare_conn
             # A first window warms the caches (not kept).
             warm = side.requests(window // 2)
@@ -440,44 +467,64 @@ async def inbound(directory: Path, sizes: list[int], window: int) -> dict[str, A
         for _ in range(ROUNDS):
             for side in sides:
                 requests = side.requests(window)
+                cpu = time.process_time()
                 side.hub_times.append(await hub_window(side.hub, requests))
+                side.hub_cpu.append(time.process_time() - cpu)
                 side.bare_times.append(bare_window(side.bare_conn, requests))
-        print(
-            f"  {'stored':>9}  {'convs':>7}  {'Hub µs/event':>12}  {'bare µs/event':>13}  {'ratio':>5}"
-            f"  {'Hub peak KB/webhook':>19}  {'RSS MB':>6}"
-        )
-        growth: list[dict[str, Any]] = []
-        for side in sides:
-            hub_seconds, bare_seconds = min(side.hub_times), min(side.bare_times)
-            peak = await hub_peak_kb(side.hub, side.requests(3 * BATCH))
-            point = {
-                "stored": side.size,
-                "conversations": side.prefill.customers,
-                "hub_us_per_event": hub_seconds / window * 1e6,
-                "bare_us_per_event": bare_seconds / window * 1e6,
-                "hub_events_per_s": window / hub_seconds,
-                "bare_events_per_s": window / bare_seconds,
-                "ratio": bare_seconds / hub_seconds,
-                "hub_windows_us_per_event": [t / window * 1e6 for t in side.hub_times],
-                "bare_windows_us_per_event": [t / window * 1e6 for t in side.bare_times],
-                "peak_kb_per_webhook": peak,
-                "rss_mb": current_rss_mb(),
-            }
-            growth.append(point)
+        figures: dict[str, Any] = {}
+        for workload in WORKLOADS:
             print(
-                f"  {side.size:>9,}  {side.prefill.customers:>7,}  {point['hub_us_per_event']:>12.1f}"
-                f"  {point['bare_us_per_event']:>13.1f}  {point['ratio']:>5.2f}"
-                f"  {peak:>19.0f}  {point['rss_mb']:>6.0f}",
-                flush=True,
+                f"\n  workload {workload!r}: {WORKLOAD_TEXT[workload]}\n"
+                f"  {'stored':>9}  {'convs':>7}  {'Hub µs/event':>12}  {'(CPU)':>5}  {'bare µs/event':>13}"
+                f"  {'ratio':>5}"
+                f"  {'Hub peak KB/webhook':>19}  {'RSS MB':>6}"
             )
-    first = growth[0]
+            growth: list[dict[str, Any]] = []
+            for side in (s for s in sides if s.workload == workload):
+                growth.append(await _point(side, window))
+            figures[workload] = growth
+    first = figures["active"][0]
     comparison = {
         "stored": first["stored"],
         "hub_events_per_s": first["hub_events_per_s"],
         "bare_events_per_s": first["bare_events_per_s"],
         "ratio": first["ratio"],
     }
-    return {"comparison": comparison, "growth": growth}
+    return {"comparison": comparison, "growth": figures}
+
+
+WORKLOAD_TEXT = {
+    "active": f"events from the {ACTIVE_CUSTOMERS:,} newest customers (history grows, traffic stays)",
+    "uniform": "events from any customer ever stored, at random (worst case: the working set grows too)",
+}
+
+
+async def _point(side: Side, window: int) -> dict[str, Any]:
+    """One row of the table: the best windows of a side, its peak memory and the RSS."""
+    hub_seconds, bare_seconds = min(side.hub_times), min(side.bare_times)
+    peak = await hub_peak_kb(side.hub, side.requests(3 * BATCH))
+    point = {
+        "stored": side.size,
+        "conversations": side.prefill.customers,
+        "hub_us_per_event": hub_seconds / window * 1e6,
+        "hub_cpu_us_per_event": side.hub_cpu[side.hub_times.index(hub_seconds)] / window * 1e6,
+        "bare_us_per_event": bare_seconds / window * 1e6,
+        "hub_events_per_s": window / hub_seconds,
+        "bare_events_per_s": window / bare_seconds,
+        "ratio": bare_seconds / hub_seconds,
+        "hub_windows_us_per_event": [t / window * 1e6 for t in side.hub_times],
+        "bare_windows_us_per_event": [t / window * 1e6 for t in side.bare_times],
+        "peak_kb_per_webhook": peak,
+        "rss_mb": current_rss_mb(),
+    }
+    print(
+        f"  {side.size:>9,}  {side.prefill.customers:>7,}  {point['hub_us_per_event']:>12.1f}"
+        f"  {point['hub_cpu_us_per_event']:>5.0f}"
+        f"  {point['bare_us_per_event']:>13.1f}  {point['ratio']:>5.2f}"
+        f"  {peak:>19.0f}  {point['rss_mb']:>6.0f}",
+        flush=True,
+    )
+    return point
 
 
 def _readdress(request: WebhookRequest) -> WebhookRequest:
@@ -577,7 +624,10 @@ async def main(quick: bool, directory: str | None) -> None:
     window = 2_000 if quick else 5_000
     sends = 2_000 if quick else 10_000
     print(f"omnilink core benchmark ({'quick' if quick else 'full'}), Python {sys.version.split()[0]},")
-    print(f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=FULL), {BATCH} events per webhook, one core\n")
+    print(
+        f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=FULL), {BATCH} events per webhook;\n"
+        "one event loop; the Hub's store works on one thread, its checkpoints on a second\n"
+    )
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         print(f"Inbound through hub.handle_webhook (best of {ROUNDS} windows of {window} events per size):")
         inbound_figures = await inbound(Path(tmp), sizes, window)
@@ -587,16 +637,20 @@ async def main(quick: bool, directory: str | None) -> None:
             f" bare sqlite3 baseline {cmp['bare_events_per_s']:.0f} events/s, ratio {cmp['ratio']:.2f}"
             " (target: >= 3000 events/s and >= 0.5)"
         )
-        growth = inbound_figures["growth"]
-        first, last = growth[0], growth[-1]
-        cost_growth = last["hub_us_per_event"] / first["hub_us_per_event"]
-        bare_growth = last["bare_us_per_event"] / first["bare_us_per_event"]
-        memory_growth = last["peak_kb_per_webhook"] / first["peak_kb_per_webhook"]
-        print(
-            f"  {first['stored']:,} -> {last['stored']:,} stored: Hub cost per event x{cost_growth:.2f},"
-            f" bare x{bare_growth:.2f},"
-            f" Hub peak memory per webhook x{memory_growth:.2f} (target: within 1.20)\n"
-        )
+        growths: dict[str, dict[str, float]] = {}
+        for workload, growth in inbound_figures["growth"].items():
+            first, last = growth[0], growth[-1]
+            growths[workload] = {
+                "hub": last["hub_us_per_event"] / first["hub_us_per_event"],
+                "bare": last["bare_us_per_event"] / first["bare_us_per_event"],
+                "memory": last["peak_kb_per_webhook"] / first["peak_kb_per_webhook"],
+            }
+            print(
+                f"  {workload}: {first['stored']:,} -> {last['stored']:,} stored: Hub cost per event"
+                f" x{growths[workload]['hub']:.2f}, bare x{growths[workload]['bare']:.2f},"
+                f" Hub peak memory per webhook x{growths[workload]['memory']:.2f} (target: within 1.20)"
+            )
+        print()
         print(f"Dispatch of {sends:,} replies to the in-process FakeLoopback:")
         bare = await bare_round_trips(sends)
         print(
@@ -621,9 +675,7 @@ async def main(quick: bool, directory: str | None) -> None:
         "bench": "core",
         "quick": quick,
         "inbound": inbound_figures,
-        "cost_growth": cost_growth,
-        "bare_cost_growth": bare_growth,
-        "memory_growth": memory_growth,
+        "growth_ratios": growths,
         "bare_round_trip": bare,
         "dispatch": runs,
         "peak_rss_mb": rss_mb(),
