@@ -796,6 +796,31 @@ async def test_message_by_provider_id_matches_every_indexed_id(store: Store) -> 
 
 
 @pytest.mark.anyio
+async def test_a_claimed_inbound_message_is_found_by_its_provider_id(store: Store) -> None:
+    # SQL stores find an inbound message's own id through its dedupe claim (no second row).
+    _, conv = await seeded(store)
+    inbound = message(conv, provider_message_id="SM7")
+    later = message(conv, direction=Direction.OUTBOUND, provider_message_id="X1")
+
+    def fn(tx: Transaction) -> None:
+        assert tx.claim_inbound("sms", inbound.account, "SM7", inbound.id)
+        tx.insert_message(inbound)
+        assert tx.claim_inbound("sms", inbound.account, "SM8", "deleted")  # a claim with no message
+        tx.insert_message(later)
+
+    await store.run(fn)
+    found = await store.run(lambda tx: tx.message_by_provider_id("sms", inbound.account, "SM7"))
+    assert found == inbound
+    assert await store.run(lambda tx: tx.message_by_provider_id("sms", inbound.account, "SM8")) is None
+    assert await store.run(lambda tx: tx.message_by_provider_id("sms", "+15550009999", "SM7")) is None
+    # A later message that gains the same provider id does not hide the first one.
+    await store.run(lambda tx: tx.add_provider_id(later.id, "sms", later.account, "SM7"))
+    found = await store.run(lambda tx: tx.message_by_provider_id("sms", inbound.account, "SM7"))
+    assert found is not None
+    assert found.id == inbound.id
+
+
+@pytest.mark.anyio
 async def test_conversation_messages_oldest_first_with_insertion_ties(store: Store) -> None:
     _, conv = await seeded(store)
     late = message(conv, sent=5, text="late")

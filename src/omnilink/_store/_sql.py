@@ -150,6 +150,8 @@ class SQLTransaction:
         self.exclusive = dialect.lock_key_sql is None
         self._save_seq: int | None = None
         self._save_seq_stored: int | None = None
+        # Dedupe claims made in this transaction: (channel, account, provider id) -> message id.
+        self._claimed: dict[tuple[str, str, str], str] = {}
 
     def finish(self) -> None:
         """Write back what the transaction counted; the store calls this just before COMMIT."""
@@ -415,13 +417,14 @@ class SQLTransaction:
     # ------------------------------------------------------------------ messages
 
     def claim_inbound(self, channel: str, account: str, provider_message_id: str, message_id: str) -> bool:
-        return bool(
-            self._x(
-                "INSERT INTO inbound_claims (channel, account, provider_message_id, message_id)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (channel, account, provider_message_id, message_id),
-            )
+        claimed = self._x(
+            "INSERT INTO inbound_claims (channel, account, provider_message_id, message_id)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (channel, account, provider_message_id, message_id),
         )
+        if claimed:
+            self._claimed[(channel, account, provider_message_id)] = message_id
+        return bool(claimed)
 
     def _message_columns(self, m: Message) -> tuple[Any, ...]:
         return (
@@ -458,6 +461,10 @@ class SQLTransaction:
         # Provider ids are only ever added: once a message went out under an id, it did.
         ids = dict.fromkeys(p for p in (m.provider_message_id, *m.provider_ids) if p is not None)
         for provider_id in ids:
+            if self._claimed.get((m.channel, m.account, provider_id)) == m.id:
+                # The dedupe claim already maps this id to the message (message_by_provider_id
+                # reads both tables): a second row would only cost another index write.
+                continue
             self._x(
                 "INSERT INTO message_provider_ids (channel, account, provider_id, message_id)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -469,10 +476,16 @@ class SQLTransaction:
         return None if row is None else stored_model(Message, row[0])
 
     def message_by_provider_id(self, channel: str, account: str, provider_id: str) -> Message | None:
+        # An inbound message's own id is found by its dedupe claim; ids a message gained
+        # otherwise (sends, echoes, updates) by message_provider_ids.
         row = self._one(
-            "SELECT m.data FROM message_provider_ids p JOIN messages m ON m.id = p.message_id"
-            " WHERE p.channel = ? AND p.account = ? AND p.provider_id = ? ORDER BY m.seq LIMIT 1",
-            (channel, account, provider_id),
+            "SELECT data FROM messages WHERE id IN ("
+            "SELECT message_id FROM message_provider_ids"
+            " WHERE channel = ? AND account = ? AND provider_id = ?"
+            " UNION ALL SELECT message_id FROM inbound_claims"
+            " WHERE channel = ? AND account = ? AND provider_message_id = ?"
+            ") ORDER BY seq LIMIT 1",
+            (channel, account, provider_id, channel, account, provider_id),
         )
         return None if row is None else stored_model(Message, row[0])
 
