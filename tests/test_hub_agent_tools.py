@@ -152,3 +152,5 @@ async def test_conversation_pages_cover_everything_once_and_follow_a_customer_ac
                 await hub.conversation_page(after=bad)
         with pytest.raises(InvalidInputError, match="limit"):
             await hub.conversation_page(limit=0)
+        with pytest.raises(NotFoundError, match="no contact 'con_typo'"):
+            await hub.conversation_page(contact_id="con_typo")

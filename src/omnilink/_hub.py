@@ -605,7 +605,7 @@ class Hub:
         contact joined to it by an applied link: the customer's history across channels).
         ``after`` is the ``next`` of the previous page; a conversation updated while you page
         moves to the front and is not shown twice. Raises ``InvalidInputError`` for a cursor
-        that is not one.
+        that is not one, ``NotFoundError`` for a contact the store does not have.
         """
         self._require_open()
         if not 1 <= limit <= 1000:
@@ -615,6 +615,8 @@ class Hub:
         def page(tx: Transaction) -> list[tuple[Conversation, int]]:
             ids = None
             if contact_id is not None:
+                if tx.get_contact(contact_id) is None:
+                    raise NotFoundError(f"no contact {contact_id!r}")
                 ids = linked_contact_ids(tx, contact_id) if linked else [contact_id]
             return tx.page_conversations(status=status, contact_ids=ids, before=before, limit=limit + 1)
 
