@@ -5,7 +5,8 @@
    webhook), against a bare baseline doing the same work by hand: ``hmac.compare_digest``,
    ``json.loads`` and the equivalent SQL with the stdlib ``sqlite3`` on the same schema and
    pragmas (dedupe claim, which also indexes the provider id, handle lookup, thread lookup,
-   conversation upsert, message insert), one ``BEGIN IMMEDIATE`` transaction per webhook.
+   conversation upsert, message insert), one ``BEGIN IMMEDIATE`` transaction per webhook, and
+   the store's checkpoint strategy (passive checkpoints on a second thread).
 2. Growth: µs per event through the Hub when the store holds 10k, 100k and 1M messages
    (``--quick``: up to 100k), with peak traced memory per webhook and the process RSS. The
    store is pre-filled with bare ``sqlite3`` INSERTs straight into the store's own tables
@@ -64,6 +65,7 @@ from omnilink import (
     _http,
 )
 from omnilink._store._migrations import MIGRATIONS
+from omnilink._store._sqlite import CHECKPOINT_EVERY_COMMITS, INLINE_CHECKPOINT_PAGES, _Checkpointer
 from omnilink.testing import FakeLoopback, LoopbackPlugin, routing_transport
 
 BATCH = 100
@@ -315,7 +317,26 @@ async def hub_peak_kb(hub: Hub, requests: Sequence[WebhookRequest]) -> float:
 # --------------------------------------------------------------------------- the bare baseline
 
 
-def bare_window(conn: sqlite3.Connection, requests: Sequence[WebhookRequest]) -> float:
+class BareCheckpoints:
+    """The store's checkpoint strategy, by hand: passive checkpoints on a second thread, nudged
+    every ``CHECKPOINT_EVERY_COMMITS`` commits, commits checkpointing only past
+    ``INLINE_CHECKPOINT_PAGES`` (so Hub and baseline do the same I/O)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        conn.execute(f"PRAGMA wal_autocheckpoint = {INLINE_CHECKPOINT_PAGES}")
+        self.thread = _Checkpointer(str(path), "FULL")
+        self.thread.start()
+        self.commits = 0
+
+    def committed(self) -> None:
+        self.commits += 1
+        if self.commits % CHECKPOINT_EVERY_COMMITS == 0:
+            self.thread.nudge()
+
+
+def bare_window(
+    conn: sqlite3.Connection, requests: Sequence[WebhookRequest], checkpoints: BareCheckpoints | None = None
+) -> float:
     """The same work by hand: verify, parse, dedupe, contact, thread, store; per webhook."""
     gc.collect()
     key = SECRET.encode()
@@ -401,6 +422,8 @@ def bare_window(conn: sqlite3.Connection, requests: Sequence[WebhookRequest]) ->
             )
             # Like the store: the dedupe claim maps the provider id to the message, no second row.
         conn.execute("COMMIT")
+        if checkpoints is not None:
+            checkpoints.committed()
     return time.perf_counter() - began
 
 
@@ -412,6 +435,7 @@ class Side:
 
     hub: Hub
     bare_conn: sqlite3.Connection
+    bare_checkpoints: BareCheckpoints
 
     def __init__(self, directory: Path, size: int, workload: str) -> None:
         self.size = size
@@ -456,17 +480,19 @@ async def inbound(directory: Path, sizes: list[int], window: int) -> dict[str, A
             took = time.perf_counter() - began
             print(f"  pre-filled {side.size:,} messages ({side.workload}) in {took:.0f} s", flush=True)
             side.hub, side.bare_conn = hub, bare_conn
+            side.bare_checkpoints = BareCheckpoints(bare_conn, side.bare_db)
+            stack.callback(side.bare_checkpoints.thread.stop)
             # A first window warms the caches (not kept).
             warm = side.requests(window // 2)
             await hub_window(hub, warm)
-            bare_window(bare_conn, warm)
+            bare_window(bare_conn, warm, side.bare_checkpoints)
         for _ in range(ROUNDS):
             for side in sides:
                 requests = side.requests(window)
                 cpu = time.process_time()
                 side.hub_times.append(await hub_window(side.hub, requests))
                 side.hub_cpu.append(time.process_time() - cpu)
-                side.bare_times.append(bare_window(side.bare_conn, requests))
+                side.bare_times.append(bare_window(side.bare_conn, requests, side.bare_checkpoints))
         figures: dict[str, Any] = {}
         for workload in WORKLOADS:
             print(
