@@ -402,6 +402,8 @@ def bare_window(
                 " data = excluded.data",
                 (conv_id, contact_id, now, sent_at, time.monotonic_ns(), json.dumps(data)),
             )
+            # The fields the store keeps for a message (who wrote it, its status, why it joined
+            # its conversation), so both sides write rows of the same size.
             message = {
                 "id": msg_id,
                 "conversation_id": conv_id,
@@ -410,10 +412,24 @@ def bare_window(
                 "channel": "loopback",
                 "account": e["to"],
                 "thread_key": sender,
+                "author": {"kind": "contact", "id": contact_id},
                 "parts": [{"kind": "text", "text": e["text"]}],
                 "provider_message_id": pid,
+                "provider_ids": [pid],
+                "status": "received",
+                "status_updated_at": now,
+                "threading": {
+                    "rule": "thread_ref",
+                    "detail": f"loopback thread {sender}",
+                    "strength": "strong",
+                },
+                "automatic": False,
+                "send_options": {},
+                "send_details": {},
+                "degradations": [],
                 "sent_at": sent_at,
                 "raw": e,
+                "schema_version": 1,
             }
             conn.execute(
                 "INSERT INTO messages (conversation_id, direction, channel, account, thread_key, sent_at,"
