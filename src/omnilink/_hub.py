@@ -522,6 +522,8 @@ class Hub:
         self._tg.start_soon(run)
 
     async def _publish_all(self, events: Sequence[Event]) -> None:
+        if not self._subscribers:  # nobody listens: skip a coroutine per event
+            return
         for event in events:
             await self.publish(event)
 
