@@ -7,8 +7,11 @@ channel pollers and servers, event handlers).
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import math
+import secrets
 import statistics
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -55,10 +58,12 @@ from ._errors import (
     Remedy,
     RetryableSendError,
     SendError,
+    StoreError,
     WebhookError,
 )
 from ._group import GroupCommit
 from ._models import (
+    EVENT_ADAPTER,
     AdapterHealth,
     Author,
     AuthorKind,
@@ -77,6 +82,7 @@ from ._models import (
     MediaPart,
     Message,
     MessageQueued,
+    MessageReceived,
     Part,
     TextPart,
     ThreadDecision,
@@ -101,7 +107,8 @@ from ._pipeline import (
     take_pending_status,
 )
 from ._plugins import BrokenPlugin, PluginHost
-from ._store._base import OutboxRow, OutboxState, Store, Transaction, stored_json
+from ._store._base import EventFeed, OutboxRow, OutboxState, Store, Transaction, stored_json
+from ._store._feed import MAX_PAYLOAD
 
 T = TypeVar("T")
 
@@ -135,6 +142,12 @@ class HubSettings:
     http_timeout: float | None = None
     """Seconds a provider request may take (None: 15 s, 5 s to connect)."""
     close_timeout: float = 10.0
+    share_events: bool = False
+    """Share events with every other process on the same store, both ways: each event this
+    Hub publishes goes to them, and theirs reach this Hub's subscribers and handlers (a web
+    process sees what webhook workers and dispatchers elsewhere stored). Needs a store with
+    other processes to share with: ``PostgresStore`` (LISTEN/NOTIFY, one channel per schema).
+    Live, not durable: events from while a process was not listening are not replayed."""
 
     def __post_init__(self) -> None:
         for name in ("max_attempts", "dispatch_batch", "dispatch_concurrency", "subscriber_buffer"):
@@ -221,6 +234,28 @@ def _check_storable(item: Inbound) -> None:
             raise PayloadError(f"a key field of the {item.kind} is not valid Unicode: {exc}") from exc
 
 
+def _first_error(exc: BaseException) -> BaseException:
+    """The innermost first exception of nested exception groups (what actually went wrong)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _shared_payload(origin: str, event: Event) -> str | None:
+    """A notification for ``event``: its JSON when it fits, else (for the events that carry a
+    stored message) the ids to load it by; None when neither fits."""
+    payload = f'{{"o":"{origin}","e":{event.model_dump_json()}}}'
+    if len(payload.encode()) <= MAX_PAYLOAD:
+        return payload
+    if isinstance(event, MessageReceived):
+        ref: dict[str, object] = {"k": event.kind, "m": event.message.id, "n": event.new_conversation}
+    elif isinstance(event, MessageQueued):
+        ref = {"k": event.kind, "m": event.message.id}
+    else:
+        return None
+    return json.dumps({"o": origin, "r": ref}, separators=(",", ":"))
+
+
 def _plain(parts: Sequence[Part]) -> str:
     """Parts as text: HTML as text, files as links, places as coordinates."""
     out: list[str] = []
@@ -301,6 +336,9 @@ class Hub:
         self._paused: dict[str, datetime] = {}
         self._subscribers: list[MemoryObjectSendStream[Event]] = []
         self._idle = anyio.Event()
+        self._origin = secrets.token_hex(8)
+        """Names this Hub's shared events (it ignores them when they come back)."""
+        self._outgoing: MemoryObjectSendStream[str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -375,8 +413,16 @@ class Hub:
             self._channels[name] = spec.factory(config, self._context(name))
         for channel in self._channels.values():
             await channel.open()
+        feed = store.event_feed() if self.settings.share_events else None
+        if self.settings.share_events and feed is None:
+            raise ConfigurationError(
+                f"HubSettings.share_events needs a store shared by several processes (PostgresStore);"
+                f" {type(store).__name__} has no other process to share events with"
+            )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        if feed is not None:
+            await self._share_events(feed)
         # Background work (pollers, sockets) may submit as soon as it starts.
         self._state = "open"
         for handler in self.plugins.event_handlers():
@@ -410,6 +456,7 @@ class Hub:
             except Exception:
                 log.exception("background task failed while closing")
             self._tg = None
+        self._outgoing = None
         with anyio.move_on_after(self.settings.close_timeout, shield=True):
             for stream in self._subscribers:
                 await stream.aclose()
@@ -477,7 +524,13 @@ class Hub:
     # ------------------------------------------------------------------ events
 
     async def publish(self, event: Event) -> None:
-        """Give ``event`` to every subscriber and handler, in order."""
+        """Give ``event`` to every subscriber and handler, in order (and, with
+        ``HubSettings.share_events``, to the other processes on the store)."""
+        if self._outgoing is not None:
+            self._announce(event)
+        await self._publish_here(event)
+
+    async def _publish_here(self, event: Event) -> None:
         for stream in list(self._subscribers):
             try:
                 stream.send_nowait(event)
@@ -522,10 +575,109 @@ class Hub:
         self._tg.start_soon(run)
 
     async def _publish_all(self, events: Sequence[Event]) -> None:
-        if not self._subscribers:  # nobody listens: skip a coroutine per event
+        if not self._subscribers and self._outgoing is None:  # nobody listens: skip a coroutine per event
             return
         for event in events:
             await self.publish(event)
+
+    # ------------------------------------------------------------------ shared events
+
+    async def _share_events(self, feed: EventFeed) -> None:
+        """Start listening (raises if the store cannot) and the two tasks that carry events."""
+        assert self._tg is not None
+        outgoing, to_send = anyio.create_memory_object_stream[str](self.settings.subscriber_buffer)
+        arrived, incoming = anyio.create_memory_object_stream[str](self.settings.subscriber_buffer)
+
+        def deliver(payload: str) -> None:
+            try:
+                arrived.send_nowait(payload)
+            except anyio.WouldBlock:
+                log.warning(
+                    "a shared event was dropped: this Hub is %d events behind",
+                    self.settings.subscriber_buffer,
+                )
+
+        await self._tg.start(self._listen_events, feed, deliver)
+        self._tg.start_soon(self._receive_events, incoming)
+        self._tg.start_soon(self._send_events, feed, to_send)
+        self._outgoing = outgoing
+
+    async def _listen_events(
+        self, feed: EventFeed, deliver: Callable[[str], None], *, task_status: Any = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep listening: a broken connection is logged and listened on again."""
+        started, delay = False, 0.5
+        while True:
+            try:
+                async with anyio.create_task_group() as tg:
+                    await tg.start(functools.partial(feed.listen, deliver))
+                    if not started:
+                        started = True
+                        task_status.started()
+                    delay = 0.5
+            except Exception as exc:
+                if not started:
+                    raise StoreError(f"cannot listen for shared events: {_first_error(exc)}") from exc
+                log.warning(
+                    "listening for shared events failed (%s); again in %.1f s", _first_error(exc), delay
+                )
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _send_events(self, feed: EventFeed, to_send: MemoryObjectReceiveStream[str]) -> None:
+        async with to_send:
+            async for first in to_send:
+                batch = [first]
+                while len(batch) < 100:
+                    try:
+                        batch.append(to_send.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                try:
+                    await feed.send(batch)
+                except OmnilinkError as exc:
+                    log.warning("%d shared events not sent: %s", len(batch), exc)
+
+    def _announce(self, event: Event) -> None:
+        assert self._outgoing is not None
+        payload = _shared_payload(self._origin, event)
+        if payload is None:
+            log.warning("a %s event is too large to share and has no stored form; not shared", event.kind)
+            return
+        try:
+            self._outgoing.send_nowait(payload)
+        except anyio.WouldBlock:
+            log.warning("a shared event was dropped: %d waiting to be sent", self.settings.subscriber_buffer)
+
+    async def _receive_events(self, incoming: MemoryObjectReceiveStream[str]) -> None:
+        async with incoming:
+            async for payload in incoming:
+                if not self._subscribers:
+                    continue  # nobody here to give it to: not even worth decoding
+                try:
+                    event = await self._shared_event(payload)
+                except Exception:
+                    log.warning("a shared event could not be read: %.200s", payload, exc_info=True)
+                    continue
+                if event is not None:
+                    await self._publish_here(event)
+
+    async def _shared_event(self, payload: str) -> Event | None:
+        data = json.loads(payload)
+        if data.get("o") == self._origin:
+            return None
+        if "e" in data:
+            return EVENT_ADAPTER.validate_python(data["e"])
+        ref = data["r"]
+        message = await self.store.run(lambda tx: tx.get_message(str(ref["m"])))
+        if message is None:
+            return None
+        if ref["k"] == "message_queued":
+            return MessageQueued(message=message)
+        conversation = await self.store.run(lambda tx: tx.get_conversation(message.conversation_id))
+        if conversation is None:
+            return None
+        return MessageReceived(message=message, conversation=conversation, new_conversation=bool(ref["n"]))
 
     # ------------------------------------------------------------------ receive
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from anyio.abc import TaskStatus
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticSerializationError
 
@@ -236,6 +237,19 @@ class Transaction(Protocol):
     def count_messages(self) -> int: ...
 
 
+class EventFeed(Protocol):
+    """Events between the processes of one store (``Store.event_feed``)."""
+
+    async def send(self, payloads: Sequence[str]) -> None:
+        """Hand ``payloads`` to every listening process, in order."""
+
+    async def listen(self, deliver: Callable[[str], None], *, task_status: TaskStatus[None]) -> None:
+        """Call ``deliver`` (on the event loop) with each payload any process sends, until
+        cancelled; report ``started`` once listening. Raises when the feed breaks."""
+
+    async def aclose(self) -> None: ...
+
+
 class Store(abc.ABC):
     """A place to keep contacts, conversations, messages and the outbox.
 
@@ -264,6 +278,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def run(self, fn: Callable[[Transaction], T]) -> T:
         """Run ``fn`` inside one transaction; commit when it returns, roll back when it raises."""
+
+    def event_feed(self) -> EventFeed | None:
+        """A channel for sharing events with every other process on this store, or None when
+        the store has no other processes to share with (see ``HubSettings.share_events``)."""
+        return None
 
     async def __aenter__(self) -> Store:
         await self.open()

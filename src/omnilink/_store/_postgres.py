@@ -22,6 +22,7 @@ import anyio.to_thread
 
 from .._errors import ConfigurationError, LifecycleError, StoreError
 from ._base import Store, Transaction
+from ._feed import PostgresEventFeed
 from ._migrations import migrate
 from ._sql import POSTGRES, Cursor, SQLTransaction
 
@@ -135,6 +136,10 @@ class PostgresStore(Store):
         if pool is not None:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(pool.close)
+
+    def event_feed(self) -> PostgresEventFeed:
+        """LISTEN/NOTIFY on one channel per schema (``omnilink._store._feed``)."""
+        return PostgresEventFeed(self.dsn, self.connect_kwargs)
 
     async def run(self, fn: Callable[[Transaction], T]) -> T:
         pool = self._pool
