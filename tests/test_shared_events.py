@@ -146,8 +146,12 @@ async def test_listening_resumes_after_the_server_drops_the_connection(
         make_hub(store_on(postgres_schema_dsn), settings=SHARING) as worker,
         make_hub(store_on(postgres_schema_dsn, "omnilink-shared-listener"), settings=SHARING) as web,
         web.subscribe() as there,
+        worker.subscribe() as here,
     ):
-        assert kill_backends(postgres_schema_dsn, "omnilink-shared-listener") >= 1
+        # The web Hub has sent once, so it holds a sending connection too: both die.
+        await web.publish(Typing(channel="loopback", account=lb.account, thread_key="ed", on=True))
+        await next_event(here, "typing")
+        assert kill_backends(postgres_schema_dsn, "omnilink-shared-listener") >= 2
         with anyio.fail_after(15):
             n = 0
             while True:  # the listener reconnects after a pause; events sent meanwhile are lost
@@ -158,6 +162,10 @@ async def test_listening_resumes_after_the_server_drops_the_connection(
                     assert isinstance(received, MessageReceived)
                     break
         assert received.message.text == f"try {n}"
+        # Sending reconnects too.
+        await web.publish(Typing(channel="loopback", account=lb.account, thread_key="ed", on=False))
+        stopped = await next_event(here, "typing")
+        assert stopped == Typing(channel="loopback", account=lb.account, thread_key="ed", on=False)
 
 
 async def test_share_events_needs_a_store_shared_by_processes(make_hub: Callable[..., Any]) -> None:
