@@ -20,11 +20,11 @@ from omnilink import (
     MemoryStore,
     MessageQueued,
     MessageReceived,
+    PostgresNotifications,
     PostgresStore,
     StoreError,
 )
 from omnilink._models import Event, Typing
-from omnilink._store._feed import PostgresEventFeed
 from omnilink.testing import FakeLoopback, postgres_schema
 
 from .conftest import FakeChat, kill_backends
@@ -178,7 +178,7 @@ async def test_a_hub_that_cannot_listen_fails_to_open_with_a_store_error(
     make_hub: Callable[..., Hub], postgres_schema_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = store_on(postgres_schema_dsn)
-    unreachable = PostgresEventFeed("postgresql://postgres@127.0.0.1:1/test?connect_timeout=2", {})
+    unreachable = PostgresNotifications("postgresql://postgres@127.0.0.1:1/test?connect_timeout=2", {})
     monkeypatch.setattr(store, "event_feed", lambda: unreachable)
     hub = make_hub(store, settings=SHARING)
     with pytest.raises(StoreError, match="cannot listen for shared events"):

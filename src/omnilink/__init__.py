@@ -106,7 +106,7 @@ from ._models import (
 )
 from ._pipeline import IngestReport, ThreadingSettings
 from ._plugins import BrokenPlugin
-from ._store import MemoryStore, PostgresStore, SQLiteStore, Store, Transaction
+from ._store import MemoryStore, PostgresNotifications, PostgresStore, SQLiteStore, Store, Transaction
 from .hookspecs import EventHandler, hookimpl
 
 __all__ = [
@@ -181,6 +181,7 @@ __all__ = [
     "PluginError",
     "PolicyRefusal",
     "PostbackPart",
+    "PostgresNotifications",
     "PostgresStore",
     "QuickRepliesPart",
     "QuickReply",

@@ -1,6 +1,7 @@
 """Stores: the storage contract and its in-memory, SQLite and PostgreSQL implementations."""
 
 from ._base import OutboxRow, OutboxState, StatusRecord, Store, Transaction
+from ._feed import PostgresNotifications
 from ._memory import MemoryStore
 from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
@@ -9,6 +10,7 @@ __all__ = [
     "MemoryStore",
     "OutboxRow",
     "OutboxState",
+    "PostgresNotifications",
     "PostgresStore",
     "SQLiteStore",
     "StatusRecord",

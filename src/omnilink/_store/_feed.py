@@ -42,13 +42,22 @@ def channel_name(schema: str) -> str:
     return "omnilink_events_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
 
 
-class PostgresEventFeed:
-    """Sends and receives a store's shared events (see the module notes)."""
+class PostgresNotifications:
+    """One PostgreSQL notification channel: send payloads to it, listen to it.
 
-    def __init__(self, dsn: str, connect_kwargs: dict[str, Any]) -> None:
+    What ``PostgresStore.event_feed`` returns (``channel`` None: the store's events channel
+    of the connection's schema), and what an adapter uses for its own fan-out between
+    processes with a ``channel`` of its own. Sending uses one connection, reconnecting once
+    when it died; listening uses another, in a worker thread (asyncio and trio alike).
+    psycopg is imported when a connection is made, never before.
+    """
+
+    def __init__(
+        self, dsn: str, connect_kwargs: dict[str, Any] | None = None, *, channel: str | None = None
+    ) -> None:
         self._dsn = dsn
-        self._kwargs = connect_kwargs
-        self.channel: str | None = None
+        self._kwargs = dict(connect_kwargs or {})
+        self.channel = channel
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
 

@@ -22,7 +22,7 @@ import anyio.to_thread
 
 from .._errors import ConfigurationError, LifecycleError, StoreError
 from ._base import Store, Transaction
-from ._feed import PostgresEventFeed
+from ._feed import PostgresNotifications
 from ._migrations import migrate
 from ._sql import POSTGRES, Cursor, SQLTransaction
 
@@ -137,9 +137,9 @@ class PostgresStore(Store):
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(pool.close)
 
-    def event_feed(self) -> PostgresEventFeed:
+    def event_feed(self) -> PostgresNotifications:
         """LISTEN/NOTIFY on one channel per schema (``omnilink._store._feed``)."""
-        return PostgresEventFeed(self.dsn, self.connect_kwargs)
+        return PostgresNotifications(self.dsn, self.connect_kwargs)
 
     async def run(self, fn: Callable[[Transaction], T]) -> T:
         pool = self._pool

@@ -6,54 +6,37 @@ worker listens, and one that holds a socket of that session loads the message fr
 and pushes it. The payload is a reference, never the content (NOTIFY payloads are limited to
 8,000 bytes and are visible to every database session).
 
-psycopg's synchronous connections run in worker threads (``anyio.to_thread``), so this works
-on asyncio and trio alike.
+The channel is the core's ``omnilink.PostgresNotifications`` (psycopg's synchronous
+connections in worker threads), so this works on asyncio and trio alike.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
-import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.from_thread
-import anyio.to_thread
 from anyio.abc import TaskStatus
 
-from omnilink import OutboundMessage
+from omnilink import OutboundMessage, PostgresNotifications
 
 if TYPE_CHECKING:
     from ._channel import LivechatChannel
-
-POLL_SECONDS = 0.5
-"""How often the listening thread checks whether it should stop."""
 
 
 class Notifier:
     def __init__(self, channel: LivechatChannel, dsn: str, name: str) -> None:
         self._channel = channel
-        self._dsn = dsn
-        self._name = name
+        self._notifications = PostgresNotifications(dsn, channel=name)
         self.origin = secrets.token_hex(8)
         """Identifies this process's notifications, which it ignores (it pushed them already)."""
-        self._conn: Any = None
-        self._lock = anyio.Lock()
         self._announce_send, self._announce_receive = anyio.create_memory_object_stream[dict[str, Any]](256)
 
     async def _notify(self, payload: dict[str, Any]) -> None:
-        import psycopg
-
         text = json.dumps({"o": self.origin, **payload}, separators=(",", ":"))
-
-        def run() -> None:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self._dsn, autocommit=True)
-            self._conn.execute("SELECT pg_notify(%s, %s)", (self._name, text))
-
-        async with self._lock:
-            await anyio.to_thread.run_sync(run)
+        await self._notifications.send([text])
 
     async def notify_message(self, outbound: OutboundMessage) -> None:
         await self._notify(
@@ -78,16 +61,10 @@ class Notifier:
         await self._notify({"k": "f", "s": session_id, "f": frame})
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await anyio.to_thread.run_sync(conn.close)
+        await self._notifications.aclose()
 
     async def listen(self, *, task_status: TaskStatus[None]) -> None:
-        """LISTEN in a thread; push what other processes announce. Runs until cancelled."""
-        import psycopg
-
-        stop = threading.Event()
-        ready = anyio.Event()
+        """LISTEN (in a thread); push what other processes announce. Runs until cancelled."""
         send, receive = anyio.create_memory_object_stream[str](1024)
 
         def forward(payload: str) -> None:
@@ -96,28 +73,10 @@ class Notifier:
             except anyio.WouldBlock:
                 self._channel.context.log.warning("livechat notification dropped: listener behind")
 
-        def worker() -> None:
-            with psycopg.connect(self._dsn, autocommit=True) as conn:
-                conn.execute(f'LISTEN "{self._name}"')
-                anyio.from_thread.run_sync(ready.set)
-                while not stop.is_set():
-                    for note in conn.notifies(timeout=POLL_SECONDS):
-                        anyio.from_thread.run_sync(forward, note.payload)
-                        if stop.is_set():
-                            break
-
-        async def run_worker() -> None:
-            try:
-                await anyio.to_thread.run_sync(worker)
-            finally:
-                send.close()
-
         async with anyio.create_task_group() as tg:
-            tg.start_soon(run_worker)
-            tg.start_soon(self._announcer)
             try:
-                with anyio.fail_after(10):
-                    await ready.wait()
+                await tg.start(functools.partial(self._notifications.listen, forward))
+                tg.start_soon(self._announcer)
                 task_status.started()
                 async with receive:
                     async for payload in receive:
@@ -126,7 +85,6 @@ class Notifier:
                         except Exception:
                             self._channel.context.log.exception("livechat notification not delivered")
             finally:
-                stop.set()
                 with anyio.CancelScope(shield=True):
                     await self.aclose()
 
