@@ -669,12 +669,18 @@ class Hub:
         if "e" in data:
             return EVENT_ADAPTER.validate_python(data["e"])
         ref = data["r"]
-        message = await self.store.run(lambda tx: tx.get_message(str(ref["m"])))
+
+        def load(tx: Transaction) -> tuple[Message | None, Conversation | None]:
+            message = tx.get_message(str(ref["m"]))
+            if message is None or ref["k"] == "message_queued":
+                return message, None
+            return message, tx.get_conversation(message.conversation_id)
+
+        message, conversation = await self.store.run(load)  # one transaction for both
         if message is None:
             return None
         if ref["k"] == "message_queued":
             return MessageQueued(message=message)
-        conversation = await self.store.run(lambda tx: tx.get_conversation(message.conversation_id))
         if conversation is None:
             return None
         return MessageReceived(message=message, conversation=conversation, new_conversation=bool(ref["n"]))
