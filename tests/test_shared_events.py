@@ -38,6 +38,11 @@ def store_on(dsn: str, name: str = "omnilink-shared-events") -> PostgresStore:
     return PostgresStore(dsn, max_size=4, connect_kwargs={"application_name": name})
 
 
+def sharing(make_hub: Callable[..., Hub], dsn: str, name: str = "omnilink-shared-events") -> Hub:
+    """A Hub (a process) on the store at ``dsn``, sharing events."""
+    return make_hub(store_on(dsn, name), settings=SHARING)
+
+
 async def next_event(events: MemoryObjectReceiveStream[Event], kind: str) -> Event:
     """The next event of ``kind`` (others skipped), within 10 seconds."""
     with anyio.fail_after(10):
@@ -45,6 +50,13 @@ async def next_event(events: MemoryObjectReceiveStream[Event], kind: str) -> Eve
             event = await events.receive()
             if event.kind == kind:
                 return event
+
+
+async def hears_nothing(events: MemoryObjectReceiveStream[Event], seconds: float, who: str) -> None:
+    """Fail if an event arrives within ``seconds`` (the wait an event would have needed)."""
+    with anyio.move_on_after(seconds):
+        heard = await events.receive()
+        pytest.fail(f"{who} heard {heard!r}")
 
 
 async def send_message(hub: Hub, fake: FakeLoopback, sender: str, text: str, mid: str) -> None:
@@ -57,8 +69,8 @@ async def test_a_message_stored_by_one_process_reaches_the_subscribers_of_anothe
 ) -> None:
     lb, _ = fakes
     async with (
-        make_hub(store_on(postgres_schema_dsn), settings=SHARING) as worker,
-        make_hub(store_on(postgres_schema_dsn), settings=SHARING) as web,
+        sharing(make_hub, postgres_schema_dsn) as worker,
+        sharing(make_hub, postgres_schema_dsn) as web,
         worker.subscribe() as here,
         web.subscribe() as there,
     ):
@@ -77,9 +89,7 @@ async def test_a_message_stored_by_one_process_reaches_the_subscribers_of_anothe
         typing = await next_event(there, "typing")
         assert typing == Typing(channel="loopback", account=lb.account, thread_key="ana", on=True)
         assert (await next_event(here, "typing")) == typing
-        with anyio.move_on_after(0.3):
-            extra = await here.receive()
-            pytest.fail(f"the worker saw an event twice: {extra!r}")
+        await hears_nothing(here, 0.3, "the worker, a second time,")
 
 
 async def test_a_message_too_large_for_a_notification_is_loaded_from_the_store(
@@ -88,8 +98,8 @@ async def test_a_message_too_large_for_a_notification_is_loaded_from_the_store(
     lb, _ = fakes
     text = "a long complaint " * 600  # ~10 KB: more than a notification can carry
     async with (
-        make_hub(store_on(postgres_schema_dsn), settings=SHARING) as worker,
-        make_hub(store_on(postgres_schema_dsn), settings=SHARING) as web,
+        sharing(make_hub, postgres_schema_dsn) as worker,
+        sharing(make_hub, postgres_schema_dsn) as web,
         web.subscribe() as there,
     ):
         await send_message(worker, lb, "bo", text, "big1")
@@ -110,17 +120,15 @@ async def test_processes_of_another_schema_hear_nothing(
     lb, _ = fakes
     with postgres_schema() as other_dsn:
         async with (
-            make_hub(store_on(postgres_schema_dsn), settings=SHARING) as worker,
-            make_hub(store_on(postgres_schema_dsn), settings=SHARING) as web,
-            make_hub(store_on(other_dsn), settings=SHARING) as stranger,
+            sharing(make_hub, postgres_schema_dsn) as worker,
+            sharing(make_hub, postgres_schema_dsn) as web,
+            sharing(make_hub, other_dsn) as stranger,
             web.subscribe() as there,
             stranger.subscribe() as elsewhere,
         ):
             await send_message(worker, lb, "cy", "hello", "s1")
             await next_event(there, "message_received")
-            with anyio.move_on_after(0.3):
-                heard = await elsewhere.receive()
-                pytest.fail(f"a Hub on another schema heard {heard!r}")
+            await hears_nothing(elsewhere, 0.3, "a Hub on another schema")
 
 
 async def test_without_sharing_a_process_hears_only_itself(
@@ -128,14 +136,12 @@ async def test_without_sharing_a_process_hears_only_itself(
 ) -> None:
     lb, _ = fakes
     async with (
-        make_hub(store_on(postgres_schema_dsn), settings=SHARING) as worker,
+        sharing(make_hub, postgres_schema_dsn) as worker,
         make_hub(store_on(postgres_schema_dsn)) as web,
         web.subscribe() as there,
     ):
         await send_message(worker, lb, "di", "hello", "n1")
-        with anyio.move_on_after(0.5):
-            heard = await there.receive()
-            pytest.fail(f"a Hub without share_events heard {heard!r}")
+        await hears_nothing(there, 0.5, "a Hub without share_events")
 
 
 async def test_listening_resumes_after_the_server_drops_the_connection(
@@ -143,8 +149,8 @@ async def test_listening_resumes_after_the_server_drops_the_connection(
 ) -> None:
     lb, _ = fakes
     async with (
-        make_hub(store_on(postgres_schema_dsn), settings=SHARING) as worker,
-        make_hub(store_on(postgres_schema_dsn, "omnilink-shared-listener"), settings=SHARING) as web,
+        sharing(make_hub, postgres_schema_dsn) as worker,
+        sharing(make_hub, postgres_schema_dsn, "omnilink-shared-listener") as web,
         web.subscribe() as there,
         worker.subscribe() as here,
     ):
